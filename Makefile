@@ -1,0 +1,34 @@
+# theorybench: the two entry points of the README, plus helpers.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: smoke test unit suite lint validate publish clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+smoke: $(STAMP)  ## install, run the smoke suite, print verdicts, write records
+	$(BIN)/theorybench run smoke
+
+test: $(STAMP)  ## install, run the unit tests and the smoke suite (pytest -m suite)
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not suite"
+
+suite: $(STAMP)
+	$(BIN)/python -m pytest -m suite
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks baselines
+
+validate: $(STAMP)
+	$(BIN)/theorybench validate
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,206 @@
+"""Perturbation stability of ReLU networks: width, depth and initialization.
+
+Claims (Zhu, Liu, Chrysos, Cevher, "Robustness in deep learning: the good (width), the bad
+(depth), and the ugly (initialization)", NeurIPS 2022; CVPR 2023 tutorial): in the lazy-training
+regime, width improves perturbation stability once the network is wide; depth hurts it under He
+and NTK initialization and helps under LeCun initialization; for CNNs under He initialization the
+stability grows steeply with depth.
+
+Measured quantity: the perturbation stability per unit radius
+
+    P(h, ε)/ε = E_{a, â} |∇ₐh(a)ᵀ(a − â)| / ε,
+
+with a from held-out data (‖a‖₂ = 1) and â uniform in the ℓ₂ ball of radius ε around a, estimated
+by Monte Carlo with ``n_perturb`` draws of â per point. For â uniform in the ball the inner
+expectation has the closed form ε · c_d · ‖∇ₐh(a)‖₂ with c_d = d/(d+1) · Γ(d/2)/(√π Γ((d+1)/2))
+(:func:`ball_projection_mean`); it is reported beside the estimate as a check, which makes P/ε
+independent of ε. Both are measured at initialization and after lazy training: full-batch
+gradient descent on the squared loss with step ``lr``/λ_max (λ_max the top Hessian eigenvalue at
+initialization, by power iteration), reporting the relative weight change
+κ = Σ_l ‖X_l(T) − X_l(0)‖_F / Σ_l ‖X_l(0)‖_F that certifies laziness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from theorybench.data.digits import load_digits_tensors, split
+from theorybench.device import generator
+from theorybench.models.cnn import CNN_INITS, cnn_forward, init_cnn
+from theorybench.models.mlp import INIT_SCHEMES, init_mlp, mlp_forward
+from theorybench.registry import experiment
+
+Weights = list[torch.Tensor]
+
+
+class StabilityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Literal["mlp", "cnn"] = Field("mlp", description="fully-connected or convolutional")
+    init: Literal["lecun", "he", "ntk", "xavier", "mean_field"] = "he"
+    width: int = Field(128, ge=1, description="hidden units m (channels for the CNN)")
+    depth: int = Field(4, ge=2, description="number of weight layers L")
+    data: Literal["digits", "sphere"] = Field("digits", description="inputs, scaled to ‖a‖=1")
+    dim: int = Field(32, ge=2, description="input dimension of the sphere data")
+    n_train: int = Field(64, ge=1)
+    n_eval: int = Field(128, ge=1, description="points a over which P is averaged")
+    eps: float = Field(0.1, gt=0, description="perturbation radius ε")
+    n_perturb: int = Field(32, ge=1, description="Monte-Carlo draws of â per point")
+    train_steps: int = Field(300, ge=0, description="most gradient-descent steps (0: init only)")
+    target_loss_ratio: float = Field(
+        0.1, gt=0, le=1, description="a seed stops training once its loss is this fraction of "
+        "its initial loss, so every network is compared at the same degree of fit")
+    lr: float = Field(0.5, gt=0, lt=2, description="step in units of 1/λ_max at init")
+    power_iters: int = Field(10, ge=1, description="power iterations for λ_max")
+    max_step: float = Field(0.5, gt=0, description="cap on the step when λ_max is tiny")
+    output_relu: bool = Field(False, description="the paper's ReLU on the read-out")
+
+
+def ball_projection_mean(d: int) -> float:
+    """E|u₁| for u uniform in the unit ball of ℝᵈ: d/(d+1) · Γ(d/2) / (√π Γ((d+1)/2))."""
+    return d / (d + 1) * math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(
+        math.pi)
+
+
+def uniform_ball(n: int, k: int, d: int, g: torch.Generator) -> torch.Tensor:
+    """``k`` points uniform in the unit ball of ℝᵈ for each of ``n`` centres: (n, k, d)."""
+    direction = torch.randn(n, k, d, generator=g)
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    radius = torch.rand(n, k, 1, generator=g) ** (1.0 / d)
+    return direction * radius
+
+
+def _data(p: StabilityParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train inputs, binary train targets, eval inputs; a fixed split shared by all seeds.
+    Targets are ±1, or {0, 1} with the output ReLU (which cannot reach −1)."""
+    if p.data == "digits":
+        x, y = load_digits_tensors()
+        positive = y % 2 == 0
+    else:
+        g = generator(10_000)
+        x = torch.randn(p.n_train + p.n_eval, p.dim, generator=g)
+        positive = x[:, 0] > 0
+    target = positive.float() if p.output_relu else positive.float() * 2 - 1
+    x = x / x.norm(dim=1, keepdim=True)
+    train, held = split(len(x), (p.n_train, p.n_eval), seed=0)
+    return x[train], target[train], x[held]
+
+
+def _model(p: StabilityParams, seeds: tuple[int, ...], in_dim: int, device: torch.device
+           ) -> tuple[Weights, Callable[[Weights, torch.Tensor], torch.Tensor]]:
+    if p.arch == "mlp":
+        weights, alpha = init_mlp(seeds, in_dim, p.width, p.depth, p.init, device)
+        return weights, lambda w, a: mlp_forward(w, alpha, a, p.output_relu)
+    if p.init not in CNN_INITS:
+        raise ValueError(f"the CNN supports init {sorted(CNN_INITS)}, not {p.init!r}")
+    side = math.isqrt(in_dim)
+    weights = init_cnn(seeds, p.width, p.depth, p.init, device)
+    return weights, lambda w, a: cnn_forward(w, a.reshape(*a.shape[:-1], side, side))
+
+
+def _per_seed_dot(u: Weights, v: Weights) -> torch.Tensor:
+    return sum((a * b).flatten(1).sum(1) for a, b in zip(u, v, strict=True))  # type: ignore[return-value]
+
+
+def top_hessian_eigenvalue(loss: Callable[[Weights], torch.Tensor], weights: Weights,
+                           iters: int, gens: Sequence[torch.Generator]) -> torch.Tensor:
+    """λ_max of each seed's block of the Hessian of ``loss`` (a sum of per-seed losses), by
+    power iteration with Hessian-vector products from a start drawn with each seed's
+    generator in ``gens``: shape (S,)."""
+    params = [w.detach().requires_grad_() for w in weights]
+    grads = torch.autograd.grad(loss(params), params, create_graph=True)
+    v = [torch.stack([torch.randn(w.shape[1:], generator=g) for g in gens]).to(w.device)
+         for w in weights]
+    lam = torch.zeros(weights[0].shape[0], device=weights[0].device)
+    for _ in range(iters):
+        norm = _per_seed_dot(v, v).sqrt().clamp_min(1e-30)
+        v = [x / norm.view(-1, *[1] * (x.dim() - 1)) for x in v]
+        hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True)
+        lam = _per_seed_dot(hv, v)
+        v = [h.detach() for h in hv]
+    return lam.detach()
+
+
+def _stability(forward: Callable[[Weights, torch.Tensor], torch.Tensor], weights: Weights,
+               a: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monte-Carlo P/ε (``u``: each seed's draws in the unit ball, (S, N, K, d)) and the
+    closed form, per seed: shapes (S,), (S,)."""
+    s = weights[0].shape[0]
+    inputs = a.expand(s, *a.shape).clone().requires_grad_()
+    (grad,) = torch.autograd.grad(forward(weights, inputs).sum(), inputs)
+    monte_carlo = torch.einsum("snd,snkd->snk", grad, u).abs().mean(dim=(1, 2))
+    closed = ball_projection_mean(a.shape[-1]) * grad.norm(dim=-1).mean(dim=1)
+    return monte_carlo.detach(), closed.detach()
+
+
+@experiment(
+    "perturbation_stability",
+    family="stability",
+    params=StabilityParams,
+    columns=("phase", "stability_per_eps", "stability_closed_form", "train_loss",
+             "loss_ratio", "rel_weight_change", "lr_effective"),
+    example={"width": 8, "depth": 3, "n_train": 16, "n_eval": 8, "n_perturb": 4,
+             "train_steps": 3, "power_iters": 2},
+)
+def perturbation_stability(
+    p: StabilityParams, seeds: Sequence[int], device: torch.device
+) -> pd.DataFrame:
+    """Rows per seed for ``phase`` ∈ {init, trained}: P/ε (Monte Carlo and closed form), the
+    training loss, the loss relative to its initial value, κ and the step used."""
+    seeds = tuple(seeds)
+    x_train, b_train, x_eval = (t.to(device) for t in _data(p))
+    weights, forward = _model(p, seeds, x_train.shape[1], device)
+    u = torch.stack([uniform_ball(len(x_eval), p.n_perturb, x_eval.shape[1],
+                                  generator(seed + 1_000_003)) for seed in seeds]).to(device)
+
+    def loss(w: Weights) -> torch.Tensor:
+        return 0.5 * ((forward(w, x_train) - b_train) ** 2).mean(dim=1).sum()
+
+    def per_seed_loss(w: Weights) -> torch.Tensor:
+        with torch.no_grad():
+            return 0.5 * ((forward(w, x_train) - b_train) ** 2).mean(dim=1)
+
+    start = [w.clone() for w in weights]
+    loss0 = per_seed_loss(weights)
+    step = torch.zeros(len(seeds), device=device)
+    rows = _rows(seeds, "init", *_stability(forward, weights, x_eval, u), loss0, loss0,
+                 torch.zeros(len(seeds)), step)
+    if p.train_steps:
+        lam = top_hessian_eigenvalue(loss, weights, p.power_iters,
+                                     [generator(seed + 2_000_003) for seed in seeds])
+        step = (p.lr / lam.clamp_min(1e-12)).clamp_max(p.max_step)
+        for _ in range(p.train_steps):
+            active = per_seed_loss(weights) > p.target_loss_ratio * loss0
+            if not active.any():
+                break
+            params = [w.detach().requires_grad_() for w in weights]
+            grads = torch.autograd.grad(loss(params), params)
+            seed_step = step * active
+            weights = [w.detach() - seed_step.view(-1, *[1] * (w.dim() - 1)) * gr
+                       for w, gr in zip(weights, grads, strict=True)]
+        moved = sum(_frobenius(w - w0) for w, w0 in zip(weights, start, strict=True))
+        kappa = moved / sum(_frobenius(w0) for w0 in start)
+        rows += _rows(seeds, "trained", *_stability(forward, weights, x_eval, u),
+                      per_seed_loss(weights), loss0, kappa, step)
+    return pd.DataFrame(rows)
+
+
+def _frobenius(w: torch.Tensor) -> torch.Tensor:
+    return w.flatten(1).norm(dim=1)
+
+
+def _rows(seeds: tuple[int, ...], phase: str, mc: torch.Tensor, closed: torch.Tensor,
+          loss: torch.Tensor, loss0: torch.Tensor, kappa: torch.Tensor, step: torch.Tensor
+          ) -> list[dict[str, float | int | str]]:
+    return [{
+        "seed": seed, "phase": phase,
+        "stability_per_eps": float(mc[i]), "stability_closed_form": float(closed[i]),
+        "train_loss": float(loss[i]), "loss_ratio": float(loss[i] / loss0[i].clamp_min(1e-30)),
+        "rel_weight_change": float(kappa[i]), "lr_effective": float(step[i]),
+    } for i, seed in enumerate(seeds)]

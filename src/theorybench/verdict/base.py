@@ -1,0 +1,94 @@
+"""What every decision rule shares: its spec fields, its result, and the decision itself.
+
+A rule states a claim about one metric of the measurement table as an interval question. It
+computes an effect size and a two-sided confidence interval at level ``confidence``, and compares
+the interval with the rule's threshold in the direction the claim predicts:
+
+* ``holds``        the whole interval lies on the claimed side of the threshold;
+* ``refuted``      the whole interval lies on the other side;
+* ``inconclusive`` the interval straddles the threshold.
+
+So a one-sided error rate of at most ``(1 - confidence) / 2`` for ``holds`` when the true effect
+sits exactly at the threshold, and less beyond it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["holds", "refuted", "inconclusive"]
+Scalar = str | int | float | bool
+
+
+class RuleError(ValueError):
+    """The table cannot answer the rule (missing column, too few seeds, no finite values)."""
+
+
+class RuleSpec(BaseModel):
+    """Fields common to every rule. Subclasses add ``rule: Literal["name"]`` and their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(description="column of the measurement table the rule reads")
+    where: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict, description="keep only rows whose columns equal these values"
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="two-sided interval level")
+    label: str | None = Field(None, description="a short name shown in reports")
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    metric: str
+    decision: Decision
+    effect: float
+    ci_low: float
+    ci_high: float
+    threshold: float | None
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(ci_low: float, ci_high: float, threshold: float, claimed: str) -> Decision:
+    """``claimed`` is ``"above"`` or ``"below"``: the side of ``threshold`` the claim predicts."""
+    if claimed == "above":
+        if ci_low > threshold:
+            return "holds"
+        if ci_high < threshold:
+            return "refuted"
+        return "inconclusive"
+    if claimed == "below":
+        if ci_high < threshold:
+            return "holds"
+        if ci_low > threshold:
+            return "refuted"
+        return "inconclusive"
+    raise ValueError(f"claimed side must be 'above' or 'below', got {claimed!r}")
+
+
+def select(table: pd.DataFrame, spec: RuleSpec, *columns: str) -> pd.DataFrame:
+    """Rows matching ``spec.where`` with finite ``spec.metric``; raises RuleError when the table
+    lacks a needed column or nothing is left."""
+    needed = [spec.metric, *spec.where, *columns]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise RuleError(f"table has no column {missing}; columns are {list(table.columns)}")
+    rows = table
+    for col, value in spec.where.items():
+        values = value if isinstance(value, list) else [value]
+        rows = rows[rows[col].isin(values)]
+    values = pd.to_numeric(rows[spec.metric], errors="coerce")
+    finite = np.isfinite(values.to_numpy(dtype=float))
+    rows = rows[finite]
+    if rows.empty:
+        raise RuleError(f"no finite values of {spec.metric!r} where {spec.where}")
+    return rows

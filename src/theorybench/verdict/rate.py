@@ -1,0 +1,114 @@
+"""``rate``: geometric (linear) convergence of a positive metric, e.g. a training loss.
+
+Claim: ``metric(k) ≈ C · ρᵏ`` along ``along`` (default ``step``) with a log-rate
+``ln ρ`` below (``op: "<"``) or above (``op: ">"``) ``value``; the default ``< 0`` just says the
+metric decays geometrically. With ``predicted_column`` the claim is about the gap between the
+measured and a predicted log-rate instead, e.g. ``ln(1 − ηλ₀/2)`` from a convergence bound:
+``op: "<"``, ``value: 0`` then says "at least as fast as the bound".
+
+Effect: for each seed ``s``, the least-squares slope of ``ln metric`` against ``k`` over the rows
+with ``from_step ≤ k ≤ to_step``::
+
+    β_s = Σ (k − k̄)(ln y − mean ln y) / Σ (k − k̄)²
+
+(the log-rate per unit of ``along``; ``ρ_s = exp β_s``). Without ``predicted_column`` the effect
+is ``mean_s β_s``; with it, ``mean_s (β_s − π_s)`` where ``π_s`` is the seed's mean of that
+column over the window.
+
+Interval: Student-t over seeds.
+
+Decision: ``decide(low, high, value, "below")`` for ``<``, ``"above"`` for ``>``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from theorybench.registry import rule
+from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide, select
+from theorybench.verdict.stats import fmt, jsonable, numeric_column, require_seeds, t_interval
+
+
+class RateSpec(RuleSpec):
+    rule: Literal["rate"]
+    along: str = Field("step", description="the iteration column")
+    from_step: float | None = Field(None, description="first `along` value of the fit window")
+    to_step: float | None = Field(None, description="last `along` value of the fit window")
+    op: Literal["<", ">"] = Field("<", description="the claimed side of `value`")
+    value: float = Field(
+        0.0,
+        description="threshold for the slope of ln(metric) per step (or for slope - predicted)",
+    )
+    predicted_column: str | None = Field(
+        None,
+        description="column with a predicted log-rate per step; the claim is then on "
+        "slope - predicted",
+    )
+
+
+def _log_slope(steps: np.ndarray, values: np.ndarray) -> float:
+    """Least-squares slope of ``ln values`` against ``steps``."""
+    centred = steps - steps.mean()
+    logs = np.log(values)
+    return float((centred * (logs - logs.mean())).sum() / (centred**2).sum())
+
+
+@rule(RateSpec)
+def rate(spec: RateSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
+    """Mean per-seed slope of ln(metric) per step (minus the predicted one), t interval."""
+    extra = [spec.predicted_column] if spec.predicted_column else []
+    rows = select(table, spec, "seed", spec.along, *extra)
+    steps = numeric_column(rows, spec.along)
+    low_step = -np.inf if spec.from_step is None else spec.from_step
+    high_step = np.inf if spec.to_step is None else spec.to_step
+    rows = rows[(steps >= low_step) & (steps <= high_step)]
+    if (rows[spec.metric].astype(float) <= 0).any():
+        raise RuleError(f"rate fits ln({spec.metric}), which needs positive values")
+    slopes, predicted = {}, {}
+    for seed, group in rows.groupby("seed"):
+        k = numeric_column(group, spec.along).to_numpy()
+        if np.unique(k).size < 2:
+            continue
+        slopes[seed] = _log_slope(k, group[spec.metric].astype(float).to_numpy())
+        if spec.predicted_column:
+            predicted[seed] = float(numeric_column(group, spec.predicted_column).mean())
+    seeds = list(slopes)
+    require_seeds(seeds, spec)
+    slope = np.array([slopes[s] for s in seeds])
+    gap = slope - np.array([predicted[s] for s in seeds]) if spec.predicted_column else slope
+    effect, low, high = (float(v) for v in t_interval(gap, spec.confidence))
+    decision = decide(low, high, spec.value, "below" if spec.op == "<" else "above")
+    what = f"slope of ln({spec.metric}) per {spec.along}"
+    if spec.predicted_column:
+        what += f" minus {spec.predicted_column}"
+    summary = (
+        f"{what} = {fmt(effect)} [{fmt(low)}, {fmt(high)}] over {len(seeds)} seeds "
+        f"(mean factor {fmt(float(np.exp(slope.mean())))} per {spec.along}), "
+        f"claimed {spec.op} {fmt(spec.value)}"
+    )
+    return RuleResult(
+        rule="rate",
+        metric=spec.metric,
+        decision=decision,
+        effect=effect,
+        ci_low=low,
+        ci_high=high,
+        threshold=spec.value,
+        summary=summary,
+        detail=jsonable(
+            {
+                "along": spec.along,
+                "window": [spec.from_step, spec.to_step],
+                "interval": "student-t over per-seed least-squares slopes",
+                "seeds": seeds,
+                "seed_slope": slope,
+                "seed_predicted": [predicted[s] for s in seeds] if predicted else None,
+                "mean_slope": slope.mean(),
+                "n_seeds": len(seeds),
+            }
+        ),
+    )

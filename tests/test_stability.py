@@ -1,0 +1,93 @@
+"""Perturbation stability: the Monte-Carlo estimate against its closed form, the networks'
+initialization scales, and lazy training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from theorybench.experiments.stability import (
+    StabilityParams,
+    ball_projection_mean,
+    perturbation_stability,
+    top_hessian_eigenvalue,
+    uniform_ball,
+)
+from theorybench.models.cnn import cnn_forward, init_cnn
+from theorybench.models.mlp import init_mlp, mlp_forward
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 10, 64])
+def test_ball_projection_mean_matches_simulation(d: int) -> None:
+    u = uniform_ball(1, 200_000, d, torch.Generator().manual_seed(d))[0]
+    assert (u.norm(dim=1) <= 1 + 1e-6).all()
+    assert u[:, 0].abs().mean().item() == pytest.approx(ball_projection_mean(d), rel=0.01)
+
+
+def test_ball_projection_mean_known_values() -> None:
+    assert ball_projection_mean(1) == pytest.approx(0.5)  # |U(-1, 1)| has mean 1/2
+    assert ball_projection_mean(2) == pytest.approx(4 / (3 * math.pi))  # unit disc
+
+
+def test_monte_carlo_estimate_matches_closed_form() -> None:
+    p = StabilityParams(width=32, depth=3, n_eval=64, n_perturb=2000, train_steps=0)
+    rows = perturbation_stability(p, (0, 1, 2), CPU)
+    ratio = rows.stability_per_eps / rows.stability_closed_form
+    assert ratio.between(0.97, 1.03).all(), ratio.tolist()
+
+
+def test_linear_model_has_known_stability() -> None:
+    """For h(a) = wᵀa the gradient is w everywhere: P/ε = c_d ‖w‖ exactly."""
+    w = torch.tensor([[3.0, 4.0]])
+    grad_norm = w.norm().item()
+    u = uniform_ball(1, 400_000, 2, torch.Generator().manual_seed(0))[0]
+    assert (u @ w.T).abs().mean().item() == pytest.approx(ball_projection_mean(2) * grad_norm,
+                                                          rel=0.01)
+
+
+def test_init_scales() -> None:
+    """He keeps E‖∇ₐh‖² flat in depth; LeCun halves it per hidden layer."""
+    a = torch.nn.functional.normalize(torch.randn(256, 16, generator=torch.Generator()
+                                                  .manual_seed(0)), dim=1)
+    seeds = tuple(range(64))
+
+    def mean_sq_grad(scheme: str, depth: int) -> float:
+        w, alpha = init_mlp(seeds, 16, 256, depth, scheme)
+        x = a.expand(len(seeds), *a.shape).clone().requires_grad_()
+        (g,) = torch.autograd.grad(mlp_forward(w, alpha, x, output_relu=False).sum(), x)
+        return g.pow(2).sum(-1).mean().item()
+
+    he2, he6 = mean_sq_grad("he", 2), mean_sq_grad("he", 6)
+    assert he6 / he2 == pytest.approx(1.0, rel=0.15)
+    lecun2, lecun6 = mean_sq_grad("lecun", 2), mean_sq_grad("lecun", 6)
+    assert lecun6 / lecun2 == pytest.approx(0.5**4, rel=0.2)
+
+
+def test_cnn_batches_seeds_independently() -> None:
+    images = torch.rand(5, 8, 8, generator=torch.Generator().manual_seed(0))
+    both = cnn_forward(init_cnn((0, 1), 4, 3, "he"), images)
+    alone = cnn_forward(init_cnn((1,), 4, 3, "he"), images)
+    torch.testing.assert_close(both[1:], alone)
+
+
+def test_power_iteration_finds_top_eigenvalue_per_seed() -> None:
+    """Quadratic losses ½ xᵀ diag(d_s) x: the top eigenvalue of seed s is max(d_s)."""
+    diag = torch.tensor([[1.0, 5.0, 2.0], [0.5, 0.1, 3.0]])
+    x0 = [torch.ones(2, 3)]
+    lam = top_hessian_eigenvalue(lambda w: 0.5 * (diag * w[0] ** 2).sum(), x0, 50,
+                                 [torch.Generator().manual_seed(s) for s in (0, 1)])
+    torch.testing.assert_close(lam, torch.tensor([5.0, 3.0]), rtol=1e-3, atol=1e-3)
+
+
+def test_lazy_training_fits_and_moves_little() -> None:
+    p = StabilityParams(width=256, depth=3, n_train=32, n_eval=16, n_perturb=4,
+                        train_steps=300)
+    rows = perturbation_stability(p, (0, 1), CPU).set_index(["phase", "seed"])
+    trained = rows.loc["trained"]
+    assert (trained.loss_ratio <= 0.1 + 1e-6).all()
+    assert (trained.rel_weight_change < 0.3).all()
+    assert (rows.loc["init"].rel_weight_change == 0).all()
