@@ -112,8 +112,11 @@ def run(
     jobs: int = typer.Option(1, min=1, help="worker processes for cells"),
     results_dir: Path = typer.Option(None, help="where records go (default results/runs)"),
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
+    data_root: Path = typer.Option(None, help="folder of local torchvision data sets "
+                                   "(CIFAR-10, MNIST) for paper profiles; never downloaded"),
 ) -> None:
-    """Run a suite or a task, print the verdict table and write one record per task."""
+    """Run a suite or a task, print the verdict table, write one record per task and rebuild
+    the leaderboard (results/site/) when the records went to results/runs/."""
     if profile is not None and profile not in PROFILES:
         raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
     if device not in DEVICE_CHOICES:
@@ -140,12 +143,13 @@ def run(
             def advance(out: CellOutput, done: int, total: int, bar: int = bar) -> None:
                 progress.update(bar, completed=done, total=total)
                 if out.error:
-                    progress.console.print(f"[red]cell error[/] {task.spec.id}: {out.error}",
+                    progress.console.print(f"[red]cell error[/] {out.cell.task_id}: {out.error}",
                                            highlight=False)
 
             outcome = run_task(task, target.profile, device=device, seeds=seeds,
                                suite=target.suite, executor=executor, results_dir=results_dir,
-                               write=not no_record, on_cell=advance)
+                               write=not no_record, on_cell=advance,
+                               data_root=str(data_root) if data_root else None)
             progress.remove_task(bar)
             outcomes.append(outcome)
     console.print(_verdict_table(outcomes, bad))

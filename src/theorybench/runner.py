@@ -10,6 +10,7 @@ tasks of the suite still run, and records already written are left as they are.
 
 from __future__ import annotations
 
+import os
 import traceback
 import uuid
 import zlib
@@ -65,10 +66,16 @@ class TaskOutcome:
     arms: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def expand(task_id: str, arms: list[ResolvedArm], device: str) -> list[Cell]:
+def expand(task_id: str, arms: list[ResolvedArm], device: str,
+           data_root: str | None = None) -> list[Cell]:
+    """One cell per arm and sweep point. ``data_root`` fills the ``data_root`` parameter of
+    kinds that read torchvision data from a local folder, where the spec leaves it unset."""
     cells = []
     for arm in arms:
+        takes_root = "data_root" in get_experiment(arm.kind).params.model_fields
         for params in arm.grid():
+            if takes_root and data_root and not params.get("data_root"):
+                params["data_root"] = data_root
             point = {name: _get_path(params, name) for name in arm.sweep}
             cells.append(Cell(task_id, arm.name, len(cells), arm.kind, params, point,
                               arm.seeds, device))
@@ -134,13 +141,17 @@ def run_task(
     results_dir: Path | None = None,
     write: bool = True,
     on_cell: ProgressFn | None = None,
+    data_root: str | None = None,
 ) -> TaskOutcome:
     """Run every arm of ``task`` under ``profile`` and write its record (unless ``write`` is
-    false). Never raises for a failing experiment: the verdict becomes ``error``."""
+    false). Never raises for a failing experiment: the verdict becomes ``error``.
+    ``data_root`` (default ``$THEORYBENCH_DATA_ROOT``) is where local torchvision data sets
+    are."""
     started, t0 = now_iso(), perf_counter()
     dev = resolve_device(device)
     arms = resolve(task, profile, seeds)
-    cells = expand(task.spec.id, arms, dev.type)
+    cells = expand(task.spec.id, arms, dev.type,
+                   data_root or os.environ.get("THEORYBENCH_DATA_ROOT"))
     executor = executor or LocalExecutor()
     outputs: list[CellOutput] = []
     for out in executor.map(run_cell, cells):

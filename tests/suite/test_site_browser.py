@@ -106,6 +106,14 @@ def walk(base_url: str, task_ids: list[str]) -> None:
             loaded = images.evaluate_all("is => is.map(i => i.complete && i.naturalWidth > 0)")
             assert all(loaded), loaded
 
+            tag = page.locator("a.tag").first
+            if tag.count():  # a tag on the claim page opens the index filtered by that tag
+                name = tag.inner_text()
+                tag.click()
+                page.wait_for_load_state("load")
+                tags = rows.evaluate_all("rs => rs.map(r => r.dataset.tags.split('|'))")
+                assert tags and all(name in t for t in tags)
+
             page.locator("header nav a", has_text="history").click()
             page.wait_for_load_state("load")
             assert page.locator("#runs tbody tr").count() >= len(task_ids)

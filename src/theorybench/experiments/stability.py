@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from theorybench.data.digits import load_digits_tensors, split
 from theorybench.device import generator
 from theorybench.models.cnn import CNN_INITS, cnn_forward, init_cnn
-from theorybench.models.mlp import INIT_SCHEMES, init_mlp, mlp_forward
+from theorybench.models.mlp import init_mlp, mlp_forward
 from theorybench.registry import experiment
 
 Weights = list[torch.Tensor]

@@ -1,0 +1,463 @@
+"""Min-max games and the first-order methods that compete on them, behind one small interface.
+
+Template (Hsieh, Mertikopoulos, Cevher ICML 2021; the seeds' slides): min_x max_y f(x, y), the
+operator V(z) = [∇ₓf(x, y), −∇_y f(x, y)] with z = [x, y], and a (possibly stochastic) oracle
+Ṽ(z, ξ) = V(z) + σξ with ξ ~ N(0, I) (additive noise, the model of Pethick et al. ICLR 2023).
+
+**Games** (registered with ``@method("minmax-games", name)``; parameters are the dataclass
+fields, set from a spec's ``game_params``). Each is a 2-D operator with its Jacobian, its critical
+points (found by Newton's method from a grid over its domain unless known in closed form), its
+Lipschitz constant L = sup ‖J_V(z)‖₂ and weak-Minty parameter ρ = inf ⟨V(z), z − z*⟩ / ‖V(z)‖²
+over its domain (a grid estimate; ρ < 0 means V may point away from the solution z*):
+
+* ``bilinear``          f = xy. V = [y, −x]; the solution 0 is a centre of the flow ż = −V.
+* ``almost-bilinear``   f = xy + εφ(u), φ(u) = u²/2 − u⁴/4 (Hsieh et al. 2021, Example; seeds).
+                        ``player: max`` puts εφ on y: the origin repels (eigenvalues of −J_V are
+                        ε/2 ± i·√(1 − ε²/4)) into an attracting cycle of radius → 2/√3 as ε → 0;
+                        ``player: min`` puts it on x: the origin attracts (the control).
+* ``forsaken``          f = x(y − c) + φ(x) − φ(y), φ(u) = u²/4 − u⁴/2 + u⁶/6 (Hsieh et al. 2021
+                        with c = 0.5, the seeds' Φ(y, x) with the players named x = min, y = max:
+                        the only critical point ≈ (0.0460, 0.4772) repels; Pethick et al. ICLR 2022
+                        with c = 0.45: it attracts with a tiny basin, ≈ (0.0780, 0.4119)).
+* ``global-forsaken``   f = xy + ψ(x) − ψ(y), ψ(u) = 2u⁶/21 − u⁴/3 + u²/3 (Pethick et al. 2022,
+                        Appendix C.4): the origin attracts locally, an outer cycle attracts too.
+* ``polar``             V = [xg − y, yg + x], g = (a/4)(r² − 1)(4r² − 1), r = ‖z‖ (Pethick et al.
+                        2022, Example 3, an operator game): the flow has an attracting cycle at
+                        r = 1, a repelling one at r = 1/2 and the solution 0. On the disk r ≤ 1.1:
+                        a = 1/3: ρ > −1/(8L) (EG+ and CEG+ theory apply); a = 1: −1/(2L) < ρ <
+                        −1/(8L) (CEG+ only); a = 3: ρ < −1/(2L) (no guarantee).
+
+**Methods** (registered with ``@method("minmax", name)``): a class with
+
+    init(oracle, z0) -> state          (a dict of tensors; empty for memoryless methods)
+    step(oracle, z, state, lr, k) -> z_next
+
+where ``z`` holds a batch of trajectories, shape (n, d), ``lr`` = γ_k is the step of the spec's
+schedule at iteration ``k``, and the oracle (``theorybench.experiments.minmax.Oracle``) gives
+``oracle(z)``, a fresh noisy sample Ṽ(z, ξ) (exact when σ = 0), ``oracle(z, xi)`` reusing a
+sample ``xi = oracle.draw(z)``, ``oracle.jacobian(z)`` and ``oracle.n_x`` (min-player size).
+A step touches no global state; adding a method is adding one class. The methods (their
+stochastic variants are the same classes run with σ > 0):
+
+* ``gda``        z⁺ = z − γṼ(z).
+* ``alt-gda``    x⁺ = x − γṼₓ(x, y), then y⁺ = y − γṼ_y(x⁺, y).
+* ``eg``         z̄ = z − γṼ(z), z⁺ = z − γṼ(z̄) (Korpelevich 1976).
+* ``ogda``       z⁺ = z − γ[2Ṽ(z_k) − Ṽ(z_{k−1})] (Popov 1980; Daskalakis et al. 2018).
+* ``ppm``        z⁺ = z − γṼ(z⁺) (proximal point; Newton's method from z solves the implicit
+                 step to max-abs residual ‖z⁺ − z + γṼ(z⁺)‖_∞ ≤ 1e-8).
+* ``rfbs``       z⁺ = z − γṼ(2z_k − z_{k−1}) (reflected forward-backward; Malitsky 2015).
+* ``eg+``        z̄ = z − γṼ(z), z⁺ = z − αγṼ(z̄), α = 1/2 (Diakonikolas, Daskalakis, Jordan
+                 AISTATS 2021: converges for ρ > −1/(8L) with γ = 1/L).
+* ``ceg+``       CEG+ with fixed γ (Pethick et al. ICLR 2022, Algorithm 1 unconstrained, λ = 1):
+                 z̄ = z − γṼ(z), H = id − γṼ, z⁺ = z + α(Hz̄ − Hz) with the adaptive
+                 α = σ/γ + ⟨z̄ − z, Hz̄ − Hz⟩ / ‖Hz̄ − Hz‖², σ = −0.499γ (valid whenever
+                 ρ > −γ/2; converges for ρ > −γ/2, γ ≤ 1/L).
+* ``ceg+adaptive``  CEG+ with the curvature-adaptive step (the authors' CurvatureEG+): γ₀ =
+                 ν/‖J_V(z)‖₂, then γ ← τγ until γ‖V(z̄) − V(z)‖ ≤ ν‖z̄ − z‖ (ν = 0.99, τ = 1/2);
+                 ignores the spec's schedule.
+* ``bc-seg+``    bias-corrected stochastic EG+ (Pethick, Fercoq, Latafat, Patrinos, Cevher ICLR
+                 2023): z̄_k = z_k − γṼ(z_k, ξ_k) + (1 − α_k)(z̄_{k−1} − z_{k−1} + γṼ(z_{k−1}, ξ_k)),
+                 z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α) (α₀ = 1/2, k_α = 100); γ is the
+                 spec's step (keep it constant: the method decays α_k itself).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import torch
+
+from theorybench.registry import method
+
+if TYPE_CHECKING:
+    from theorybench.experiments.minmax import Oracle
+
+Tensor = torch.Tensor
+FAMILY = "minmax"
+GAMES = "minmax-games"
+
+
+# --------------------------------------------------------------------------------------- games
+
+
+class Game:
+    """A two-player game on R^d by its operator V(z) = [∇ₓf, −∇_y f] (d = 2, x = z[:, 0])."""
+
+    dim: ClassVar[int] = 2
+    n_x: ClassVar[int] = 1
+    domain: ClassVar[tuple[Literal["box", "disk"], float]] = ("box", 1.5)
+    """Region over which L, ρ and the critical points are computed: a box [−R, R]^d or a disk."""
+    init_box: ClassVar[tuple[float, float]] = (-1.5, 1.5)
+    """Initial points are uniform in init_box^d unless :meth:`sample_init` is overridden."""
+
+    def operator(self, z: Tensor) -> Tensor:
+        """V(z) for a batch z of shape (n, d)."""
+        raise NotImplementedError
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        """J_V(z), shape (n, d, d)."""
+        raise NotImplementedError
+
+    def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
+        lo, hi = self.init_box
+        return lo + (hi - lo) * torch.rand(n, self.dim, generator=generator, dtype=torch.float64)
+
+    def domain_grid(self, points: int = 201) -> Tensor:
+        """A regular grid over the domain (points per axis), shape (m, d)."""
+        kind, radius = self.domain
+        axis = torch.linspace(-radius, radius, points, dtype=torch.float64)
+        grid = torch.cartesian_prod(*[axis] * self.dim)
+        return grid if kind == "box" else grid[grid.norm(dim=1) <= radius]
+
+    @cached_property
+    def critical_points(self) -> Tensor:
+        """Every zero of V in the domain, shape (c, d), the solution first (the zero of smallest
+        norm): Newton's method from a 21^d grid, deduplicated to 1e-6."""
+        z = self.domain_grid(21)
+        for _ in range(60):
+            step = solve_small(self.jacobian(z), self.operator(z))
+            z = torch.nan_to_num(z - step, nan=1e6).clamp(-1e6, 1e6)
+        z = z[(self.operator(z).norm(dim=1) < 1e-10) & _inside(z, self.domain, 1e-9)]
+        if len(z) == 0:
+            return z
+        _, group = torch.unique(torch.round(z * 1e6), dim=0, return_inverse=True)
+        first = torch.stack([torch.nonzero(group == g)[0, 0] for g in range(int(group.max()) + 1)])
+        found = z[first]
+        return found[found.norm(dim=1).argsort()]
+
+    def lipschitz(self, points: int = 201) -> float:
+        """L = max ‖J_V(z)‖₂ over a grid of the domain."""
+        return float(spectral_norm(self.jacobian(self.domain_grid(points))).max())
+
+    def weak_mvi_rho(self, points: int = 201) -> float:
+        """ρ = min ⟨V(z), z − z*⟩ / ‖V(z)‖² over a grid of the domain (z* the solution)."""
+        z = self.domain_grid(points)
+        v = self.operator(z)
+        sq = (v * v).sum(1)
+        keep = sq > 1e-14
+        ratio = (v * (z - self.critical_points[0])).sum(1)[keep] / sq[keep]
+        return float(ratio.min())
+
+
+def _inside(z: Tensor, domain: tuple[str, float], tol: float) -> Tensor:
+    kind, radius = domain
+    size = z.abs().amax(1) if kind == "box" else z.norm(dim=1)
+    return size <= radius + tol
+
+
+def _pack(vx: Tensor, vy: Tensor) -> Tensor:
+    return torch.stack((vx, vy), 1)
+
+
+def _jac(a: Tensor | float, b: Tensor | float, c: Tensor | float, d: Tensor | float) -> Tensor:
+    """Batch of 2×2 matrices [[a, b], [c, d]] from (n,) entries (floats broadcast)."""
+    n = next(len(t) for t in (a, b, c, d) if isinstance(t, Tensor))
+    entries = [t if isinstance(t, Tensor) else torch.full((n,), t, dtype=torch.float64)
+               for t in (a, b, c, d)]
+    return torch.stack(entries, 1).view(n, 2, 2)
+
+
+@method(GAMES, "bilinear")
+@dataclass(frozen=True)
+class Bilinear(Game):
+    """f(x, y) = xy: V = [y, −x], J = [[0, 1], [−1, 0]], L = 1, solution 0."""
+
+    init_box: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def operator(self, z: Tensor) -> Tensor:
+        return _pack(z[:, 1], -z[:, 0])
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        return _jac(torch.zeros(len(z), dtype=torch.float64), 1.0, -1.0, 0.0)
+
+    @cached_property
+    def critical_points(self) -> Tensor:
+        return torch.zeros(1, 2, dtype=torch.float64)
+
+
+@method(GAMES, "almost-bilinear")
+@dataclass(frozen=True)
+class AlmostBilinear(Game):
+    """f(x, y) = xy + εφ(u), φ(u) = u²/2 − u⁴/4, u = y (player max) or u = x (player min)."""
+
+    eps: float = 0.1
+    player: Literal["max", "min"] = "max"
+    domain: ClassVar[tuple[Literal["box", "disk"], float]] = ("box", 2.0)
+
+    def __post_init__(self) -> None:
+        if self.player not in ("max", "min"):
+            raise ValueError(f"player must be 'max' or 'min', got {self.player!r}")
+
+    def operator(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        if self.player == "max":
+            return _pack(y, -x - self.eps * (y - y**3))
+        return _pack(y + self.eps * (x - x**3), -x)
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        if self.player == "max":
+            return _jac(0.0, 1.0, -1.0, -self.eps * (1 - 3 * y**2))
+        return _jac(self.eps * (1 - 3 * x**2), 1.0, -1.0, 0.0)
+
+    @cached_property
+    def critical_points(self) -> Tensor:
+        return torch.zeros(1, 2, dtype=torch.float64)
+
+
+def _forsaken_dphi(u: Tensor) -> Tensor:
+    return u / 2 - 2 * u**3 + u**5
+
+
+def _forsaken_ddphi(u: Tensor) -> Tensor:
+    return 0.5 - 6 * u**2 + 5 * u**4
+
+
+@method(GAMES, "forsaken")
+@dataclass(frozen=True)
+class Forsaken(Game):
+    """f(x, y) = x(y − c) + φ(x) − φ(y), φ(u) = u²/4 − u⁴/2 + u⁶/6; V = [φ'(x) + y − c,
+    −x + φ'(y)]. c = 0.5 (Hsieh et al. 2021) or 0.45 (Pethick et al. 2022)."""
+
+    offset: float = 0.5
+
+    def operator(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        return _pack(_forsaken_dphi(x) + y - self.offset, -x + _forsaken_dphi(y))
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        return _jac(_forsaken_ddphi(z[:, 0]), 1.0, -1.0, _forsaken_ddphi(z[:, 1]))
+
+
+@method(GAMES, "global-forsaken")
+@dataclass(frozen=True)
+class GlobalForsaken(Game):
+    """f(x, y) = xy + ψ(x) − ψ(y), ψ(u) = 2u⁶/21 − u⁴/3 + u²/3; V = [y + ψ'(x), −x + ψ'(y)]."""
+
+    def operator(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        return _pack(y + _gf_dpsi(x), -x + _gf_dpsi(y))
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        return _jac(_gf_ddpsi(z[:, 0]), 1.0, -1.0, _gf_ddpsi(z[:, 1]))
+
+
+def _gf_dpsi(u: Tensor) -> Tensor:
+    return 4 * u**5 / 7 - 4 * u**3 / 3 + 2 * u / 3
+
+
+def _gf_ddpsi(u: Tensor) -> Tensor:
+    return 20 * u**4 / 7 - 4 * u**2 + 2 / 3
+
+
+@method(GAMES, "polar")
+@dataclass(frozen=True)
+class Polar(Game):
+    """V = [xg − y, yg + x], g = (a/4)(r² − 1)(4r² − 1); initial points uniform in the annulus
+    r_in ≤ r ≤ r_out (outside the repelling cycle r = 1/2 by default)."""
+
+    a: float = 1.0
+    r_in: float = 0.55
+    r_out: float = 1.0
+    domain: ClassVar[tuple[Literal["box", "disk"], float]] = ("disk", 1.1)
+
+    def operator(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        r2 = x * x + y * y
+        g = self.a / 4 * (r2 - 1) * (4 * r2 - 1)
+        return _pack(x * g - y, y * g + x)
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        x, y = z[:, 0], z[:, 1]
+        r2 = x * x + y * y
+        g = self.a / 4 * (r2 - 1) * (4 * r2 - 1)
+        dg = self.a / 4 * (8 * r2 - 5)  # dg / d(r²)
+        return _jac(g + 2 * x * x * dg, 2 * x * y * dg - 1, 2 * x * y * dg + 1, g + 2 * y * y * dg)
+
+    def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
+        u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+        r = torch.sqrt(self.r_in**2 + (self.r_out**2 - self.r_in**2) * u[:, 0])
+        theta = 2 * math.pi * u[:, 1]
+        return torch.stack((r * torch.cos(theta), r * torch.sin(theta)), 1)
+
+    @cached_property
+    def critical_points(self) -> Tensor:
+        return torch.zeros(1, 2, dtype=torch.float64)
+
+
+def solve_small(mats: Tensor, rhs: Tensor) -> Tensor:
+    """x with A x = b for a batch of square A (n, d, d) and b (n, d); Cramer's rule for 2×2."""
+    if mats.shape[-1] == 2:
+        a, b, c, d = mats.reshape(-1, 4).unbind(1)
+        r0, r1 = rhs.unbind(1)
+        return torch.stack((d * r0 - b * r1, a * r1 - c * r0), 1) / (a * d - b * c).unsqueeze(1)
+    return torch.linalg.solve_ex(mats, rhs)[0]
+
+
+def spectral_norm(mats: Tensor) -> Tensor:
+    """‖A‖₂ for a batch of square matrices (closed form for 2×2; NaN rows give NaN)."""
+    if mats.shape[-1] == 2:
+        a, b, c, d = mats.reshape(*mats.shape[:-2], 4).unbind(-1)
+        fro2 = a * a + b * b + c * c + d * d
+        det = a * d - b * c
+        return torch.sqrt((fro2 + torch.sqrt((fro2 * fro2 - 4 * det * det).clamp(min=0))) / 2)
+    return torch.linalg.matrix_norm(torch.nan_to_num(mats), ord=2)
+
+
+# ------------------------------------------------------------------------------------- methods
+
+State = dict[str, Tensor]
+
+
+class Method:
+    """One batched step of a min-max method; see the module docstring for the contract."""
+
+    adaptive_step: ClassVar[bool] = False
+    """True when the method picks its own step and ignores the schedule's ``lr``."""
+
+    def init(self, oracle: Oracle, z: Tensor) -> State:
+        return {}
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        raise NotImplementedError
+
+
+@method(FAMILY, "gda")
+class GDA(Method):
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        return z - lr * oracle(z)
+
+
+@method(FAMILY, "alt-gda")
+class AltGDA(Method):
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        n = oracle.n_x
+        x = z[:, :n] - lr * oracle(z)[:, :n]
+        half = torch.cat((x, z[:, n:]), 1)
+        return torch.cat((x, z[:, n:] - lr * oracle(half)[:, n:]), 1)
+
+
+@method(FAMILY, "eg")
+class EG(Method):
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        return z - lr * oracle(z - lr * oracle(z))
+
+
+@method(FAMILY, "ogda")
+class OGDA(Method):
+    def init(self, oracle: Oracle, z: Tensor) -> State:
+        return {"v_prev": oracle(z)}
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        v = oracle(z)
+        z_next = z - lr * (2 * v - state["v_prev"])
+        state["v_prev"] = v
+        return z_next
+
+
+@method(FAMILY, "ppm")
+class PPM(Method):
+    """Implicit step w = z − γṼ(w, ξ) by Newton's method on G(w) = w − z + γṼ(w, ξ)."""
+
+    tol: ClassVar[float] = 1e-8
+    max_newton: ClassVar[int] = 30
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        xi = oracle.draw(z)
+        eye = torch.eye(z.shape[1], dtype=z.dtype)
+        w, residual = z, lr * oracle(z, xi)
+        for _ in range(self.max_newton):
+            w = w - solve_small(eye + lr * oracle.jacobian(w), residual)
+            residual = w - z + lr * oracle(w, xi)
+            if float(torch.nan_to_num(residual.abs()).max()) <= self.tol:
+                break
+        return w
+
+
+@method(FAMILY, "rfbs")
+class RFBS(Method):
+    def init(self, oracle: Oracle, z: Tensor) -> State:
+        return {"z_prev": z}
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        z_next = z - lr * oracle(2 * z - state["z_prev"])
+        state["z_prev"] = z
+        return z_next
+
+
+@method(FAMILY, "eg+")
+class EGPlus(Method):
+    alpha: ClassVar[float] = 0.5
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        return z - self.alpha * lr * oracle(z - lr * oracle(z))
+
+
+def _ceg_update(z: Tensor, zbar: Tensor, v: Tensor, vbar: Tensor, gamma: Tensor | float,
+                sigma_ratio: float) -> Tensor:
+    """z + α(Hz̄ − Hz), H = id − γV, α = σ/γ + ⟨z̄ − z, Hz̄ − Hz⟩ / ‖Hz̄ − Hz‖² (0 when Hz̄ = Hz)."""
+    d = (zbar - gamma * vbar) - (z - gamma * v)
+    sq = (d * d).sum(1, keepdim=True)
+    alpha = sigma_ratio + ((zbar - z) * d).sum(1, keepdim=True) / sq.clamp(min=1e-300)
+    return z + torch.where(sq > 0, alpha, torch.zeros_like(alpha)) * d
+
+
+@method(FAMILY, "ceg+")
+class CEGPlus(Method):
+    sigma_ratio: ClassVar[float] = -0.499
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        v = oracle(z)
+        zbar = z - lr * v
+        return _ceg_update(z, zbar, v, oracle(zbar), lr, self.sigma_ratio)
+
+
+@method(FAMILY, "ceg+adaptive")
+class CEGPlusAdaptive(Method):
+    adaptive_step: ClassVar[bool] = True
+    sigma_ratio: ClassVar[float] = -0.499
+    nu: ClassVar[float] = 0.99
+    tau: ClassVar[float] = 0.5
+    max_backtracks: ClassVar[int] = 30
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        xi = oracle.draw(z)
+        v = oracle(z, xi)
+        gamma, zbar, vbar = self.extrapolate(oracle, z, v, xi)
+        return _ceg_update(z, zbar, v, vbar, gamma, self.sigma_ratio)
+
+    def extrapolate(self, oracle: Oracle, z: Tensor, v: Tensor,
+                    xi: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-row γ (n, 1) from γ₀ = ν/‖J_V(z)‖₂ halved until γ‖V(z̄) − V(z)‖ ≤ ν‖z̄ − z‖,
+        with z̄ = z − γV(z) and V(z̄)."""
+        gamma = (self.nu / spectral_norm(oracle.jacobian(z))).unsqueeze(1)
+        for i in range(self.max_backtracks + 1):
+            zbar = z - gamma * v
+            vbar = oracle(zbar, xi)
+            too_long = gamma * (vbar - v).norm(dim=1, keepdim=True) > (
+                self.nu * (zbar - z).norm(dim=1, keepdim=True))
+            if i == self.max_backtracks or not bool(too_long.any()):
+                break
+            gamma = torch.where(too_long, self.tau * gamma, gamma)
+        return gamma, zbar, vbar
+
+
+@method(FAMILY, "bc-seg+")
+class BCSEGPlus(Method):
+    alpha0: ClassVar[float] = 0.5
+    alpha_offset: ClassVar[float] = 100.0
+
+    def init(self, oracle: Oracle, z: Tensor) -> State:
+        return {"z_prev": z, "zbar_prev": z}
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        alpha = self.alpha0 / (1 + k / self.alpha_offset)
+        xi = oracle.draw(z)
+        correction = state["zbar_prev"] - state["z_prev"] + lr * oracle(state["z_prev"], xi)
+        zbar = z - lr * oracle(z, xi) + (1 - alpha) * correction
+        state["z_prev"], state["zbar_prev"] = z, zbar
+        return z - alpha * lr * oracle(zbar)
+

@@ -1,0 +1,1 @@
+"""asv benchmarks of theorybench (``asv.conf.json``; commands in ``docs/asv.md``)."""

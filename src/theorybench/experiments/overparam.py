@@ -1,0 +1,327 @@
+"""Over-parameterized optimization: linear convergence of wide two-layer ReLU nets under GD, fitting
+random labels, and SGD with constant versus vanishing steps.
+
+Claims and quantities:
+
+* **GD finds global minima of wide two-layer nets** (Du, Zhai, Póczos, Singh, ICLR 2019; Jacot,
+  Gabriel, Hongler, NeurIPS 2018). Net ``u(a) = (1/√m) Σ_r v_r relu(w_rᵀa)``, ``w_r ~ N(0, I)``,
+  ``v_r ~ Unif{−1, 1}`` fixed (``train: first``; ``both`` also trains ``v``), ``‖a_i‖ = 1``,
+  full-batch GD with step ``η`` on ``L = ½‖u − b‖²``. With ``H∞`` the infinite-width Gram matrix
+  (:func:`theorybench.ntk.two_layer_relu_ntk`) and ``λ₀ = λ_min(H∞)``, Du et al. prove
+  ``L(k) ≤ (1 − ηλ₀/2)ᵏ L(0)`` for wide enough nets, and the linearized (kernel) dynamics
+  ``u(k) − b = (I − ηH)ᵏ(u(0) − b)`` decays asymptotically like ``(1 − ηλ_min(H))^{2k}``.
+  Reported per seed: the loss along the steps; the predicted log-rates per step
+  ``log_rate_bound = ln(1 − ηλ₀/2)``, ``log_rate_ntk = 2 ln(1 − ηλ₀)`` and
+  ``log_rate_emp = 2 ln(1 − ηλ_min(H(0)))`` with ``H(0)`` the empirical NTK Gram at
+  initialization (exact, per-example Jacobians via ``torch.func``); the relative Gram change
+  ``‖H(K) − H(0)‖_F / ‖H(0)‖_F`` and weight change ``‖W(K) − W(0)‖_F / ‖W(0)‖_F``.
+* **Deep nets fit random labels** (Zhang, Bengio, Hardt, Recht, Vinyals, ICLR 2017). An MLP
+  trained by mini-batch SGD with momentum on ``n`` digits whose labels are replaced by uniform
+  random classes reaches zero training error when it has many more parameters than ``n``, while
+  its accuracy on held-out digits (true labels) stays at chance, 1/10.
+* **SGD needs vanishing steps to converge** (CVPR/ICASSP 2023 tutorials, Q1/Q3; Mertikopoulos,
+  Hallak, Kavis, Cevher, NeurIPS 2020). On a least-squares problem with noisy gradients (batch
+  ``B`` of ``n`` samples, no interpolation), iterates with a constant step ``α`` keep moving in a
+  noise ball of radius ∝ √α; with ``α_k = α k₀/(k₀ + k)`` they converge, ``E‖x_k − x*‖² = O(1/k)``.
+  Measured: the distance between late iterates ``late_move(K) = ‖x_K − x_{K/2}‖`` and the
+  distance to the minimizer ``‖x_K − x*‖`` at horizons ``K``, with ``log_steps = ln K``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.func import vmap
+
+from theorybench.data.digits import load_digits_tensors
+from theorybench.data.synthetic import linear_regression, sphere
+from theorybench.device import generator
+from theorybench.ntk import empirical_ntk, two_layer_relu, two_layer_relu_ntk
+from theorybench.registry import experiment
+
+# --------------------------------------------------------------------------------------------
+# Linear convergence of GD on wide two-layer ReLU nets (Du et al. 2019)
+
+
+class GDConvergenceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(256, ge=1, description="hidden units m")
+    n: int = Field(32, ge=2, description="training points, uniform on the unit sphere")
+    dim: int = Field(8, ge=2, description="input dimension")
+    train: Literal["first", "both"] = Field(
+        "first", description="first: only w (Du et al.); both: w and v (Jacot et al.)"
+    )
+    steps: int = Field(600, ge=1, description="full-batch GD steps K")
+    lr: float = Field(1.0, gt=0, lt=2, description="step η in units of 1/λ_max(H∞)")
+    record_every: int = Field(20, ge=1, description="loss recorded every this many steps")
+
+
+def _gd_init(
+    p: GDConvergenceParams, seeds: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Per seed: inputs (S, n, d) on the sphere, ±1 labels (S, n), and the net's weights."""
+    xs, bs, ws, vs = [], [], [], []
+    for seed in seeds:
+        g = generator(seed)
+        xs.append(sphere(p.n, p.dim, g, dtype=torch.float64))
+        bs.append(torch.randint(0, 2, (p.n,), generator=g).to(torch.float64) * 2 - 1)
+        ws.append(torch.randn(p.width, p.dim, generator=g, dtype=torch.float64))
+        vs.append(torch.randint(0, 2, (p.width,), generator=g).to(torch.float64) * 2 - 1)
+    params = {"w": torch.stack(ws), "v": torch.stack(vs)}
+    return torch.stack(xs), torch.stack(bs), params
+
+
+JACOBIAN_BYTES = 2**28
+"""Memory allowed for the per-example Jacobians of one chunk of seeds in :func:`_ntk_gram`."""
+
+
+def _ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> torch.Tensor:
+    """Empirical NTK Gram (S, n, n) of each seed's net over the trained layers; seeds are
+    vmapped in chunks whose Jacobians fit in :data:`JACOBIAN_BYTES`."""
+
+    def per_seed(prm: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
+        if train == "first":
+            v = prm["v"]
+            return empirical_ntk(lambda q, a: two_layer_relu({"w": q["w"], "v": v}, a[None])[0],
+                                 {"w": prm["w"]}, xs)
+        return empirical_ntk(lambda q, a: two_layer_relu(q, a[None])[0], prm, xs)
+
+    trained = ["w"] if train == "first" else ["w", "v"]
+    per_seed_bytes = x.shape[1] * sum(params[k][0].numel() for k in trained) * x.element_size()
+    chunk = max(1, min(x.shape[0], JACOBIAN_BYTES // per_seed_bytes))
+    return vmap(per_seed, chunk_size=chunk)(params, x)
+
+
+@experiment(
+    "two_layer_gd_convergence",
+    family="overparam",
+    params=GDConvergenceParams,
+    columns=("step", "loss", "loss_ratio", "log_rate_bound", "log_rate_ntk", "log_rate_emp",
+             "lambda0", "lambda_min_emp", "eta", "gram_change", "weight_change"),
+    example={"width": 16, "n": 6, "dim": 3, "steps": 4, "record_every": 2},
+)
+def two_layer_gd_convergence(
+    p: GDConvergenceParams, seeds: Sequence[int], device: torch.device
+) -> pd.DataFrame:
+    """Rows per (seed, recorded step): the loss and its ratio to the initial loss; per-seed
+    constants repeated on every row: predicted log-rates, λ₀, λ_min(H(0)), η, and the relative
+    changes of the Gram matrix and of the weights after the last step."""
+    seeds = tuple(seeds)
+    x, b, params = _gd_init(p, seeds)
+    x, b = x.to(device), b.to(device)
+    params = {name: t.to(device) for name, t in params.items()}
+    h_inf = two_layer_relu_ntk(x, train=p.train)
+    eig_inf = torch.linalg.eigvalsh(h_inf)
+    lam0, eta = eig_inf[:, 0], p.lr / eig_inf[:, -1]
+    gram0 = _ntk_gram(params, x, p.train)
+    lam_emp = torch.linalg.eigvalsh(gram0)[:, 0]
+    trained = ["w"] if p.train == "first" else ["w", "v"]
+    start = {k: t.clone() for k, t in params.items()}
+    step_size = eta.view(-1, 1, 1)
+    losses: dict[int, torch.Tensor] = {}
+    for k in range(p.steps + 1):
+        leaves = {name: t.detach().requires_grad_(name in trained) for name, t in params.items()}
+        per_seed = 0.5 * ((two_layer_relu(leaves, x) - b) ** 2).sum(dim=-1)
+        if k % p.record_every == 0 or k == p.steps:
+            losses[k] = per_seed.detach()
+        if k == p.steps:
+            break
+        grads = torch.autograd.grad(per_seed.sum(), [leaves[name] for name in trained])
+        for name, grad in zip(trained, grads, strict=True):
+            scale = step_size if grad.dim() == 3 else step_size.view(-1, 1)
+            params[name] = leaves[name].detach() - scale * grad
+    gram_k = _ntk_gram(params, x, p.train)
+    gram_change = (gram_k - gram0).flatten(1).norm(dim=1) / gram0.flatten(1).norm(dim=1)
+    moved = sum((params[n] - start[n]).flatten(1).norm(dim=1) for n in trained)
+    weight_change = moved / sum(start[n].flatten(1).norm(dim=1) for n in trained)
+    per_seed_cols = {
+        "log_rate_bound": torch.log1p(-eta * lam0 / 2),
+        "log_rate_ntk": 2 * torch.log1p(-eta * lam0),
+        "log_rate_emp": 2 * torch.log1p(-eta * lam_emp.clamp_min(0)),
+        "lambda0": lam0, "lambda_min_emp": lam_emp, "eta": eta,
+        "gram_change": gram_change, "weight_change": weight_change,
+    }
+    rows = []
+    for i, seed in enumerate(seeds):
+        consts = {name: float(col[i]) for name, col in per_seed_cols.items()}
+        for k, loss in losses.items():
+            rows.append({"seed": seed, "step": k, "loss": float(loss[i]),
+                         "loss_ratio": float(loss[i] / losses[0][i]), **consts})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting random labels (Zhang et al. 2017)
+
+
+class RandomLabelsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    labels: Literal["random", "true"] = Field(
+        "random", description="training labels: uniform random classes, or the true digits"
+    )
+    width: int = Field(512, ge=1, description="hidden units per layer")
+    hidden_layers: int = Field(1, ge=1)
+    n_train: int = Field(500, ge=10)
+    n_test: int = Field(500, ge=10, description="held-out digits, always with true labels")
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(50, ge=1)
+    lr: float = Field(0.05, gt=0, description="SGD step")
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+def _init_classifier(
+    seeds: Sequence[int], sizes: list[int]
+) -> list[torch.Tensor]:
+    """He-initialized weights (S, fan_in + 1, fan_out) per layer, the last row the bias (0)."""
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        per_seed = []
+        for seed in seeds:
+            g = generator(seed * 1_000 + len(layers) + 1)
+            w = torch.randn(fan_in, fan_out, generator=g) * math.sqrt(2.0 / fan_in)
+            per_seed.append(torch.cat([w, torch.zeros(1, fan_out)]))
+        layers.append(torch.stack(per_seed))
+    return layers
+
+
+def _classify(layers: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Logits (S, N, classes) of the batched MLP for inputs (S, N, p)."""
+    h = x
+    for i, layer in enumerate(layers):
+        h = h @ layer[:, :-1] + layer[:, -1:]
+        if i < len(layers) - 1:
+            h = torch.relu(h)
+    return h
+
+
+@experiment(
+    "random_label_fit",
+    family="overparam",
+    params=RandomLabelsParams,
+    columns=("n_params", "train_error", "test_acc", "train_loss"),
+    example={"width": 8, "n_train": 20, "n_test": 10, "epochs": 2, "batch_size": 10},
+)
+def random_label_fit(
+    p: RandomLabelsParams, seeds: Sequence[int], device: torch.device
+) -> pd.DataFrame:
+    """One row per seed: the number of parameters, the training error on the (random or true)
+    training labels, the accuracy on held-out digits with their true labels, and the final
+    training cross-entropy."""
+    seeds = tuple(seeds)
+    x_all, y_all = load_digits_tensors()
+    x_all = x_all - x_all.mean(dim=0)
+    xs, ys, xt, yt, orders = [], [], [], [], []
+    for seed in seeds:
+        g = generator(seed)
+        perm = torch.randperm(len(x_all), generator=g)
+        tr, te = perm[: p.n_train], perm[p.n_train: p.n_train + p.n_test]
+        labels = y_all[tr] if p.labels == "true" else torch.randint(0, 10, (p.n_train,),
+                                                                    generator=g)
+        xs.append(x_all[tr])
+        ys.append(labels)
+        xt.append(x_all[te])
+        yt.append(y_all[te])
+        orders.append(torch.rand(p.epochs, p.n_train, generator=g).argsort(dim=-1))
+    x, y, x_test, y_test = (torch.stack(t).to(device) for t in (xs, ys, xt, yt))
+    order = torch.stack(orders).to(device)
+    layers = [t.to(device) for t in _init_classifier(
+        seeds, [x.shape[-1]] + [p.width] * p.hidden_layers + [10])]
+    velocity = [torch.zeros_like(t) for t in layers]
+
+    def loss_fn(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        logits = _classify(params, xb)
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(),
+                                                 reduction="none").view(yb.shape).mean(dim=1)
+
+    for epoch in range(p.epochs):
+        for start in range(0, p.n_train, p.batch_size):
+            idx = order[:, epoch, start:start + p.batch_size]
+            xb = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+            yb = y.gather(1, idx)
+            params = [t.requires_grad_() for t in layers]
+            grads = torch.autograd.grad(loss_fn(params, xb, yb).sum(), params)
+            velocity = [p.momentum * v + gr for v, gr in zip(velocity, grads, strict=True)]
+            layers = [(t - p.lr * v).detach() for t, v in zip(params, velocity, strict=True)]
+    with torch.no_grad():
+        train_err = (_classify(layers, x).argmax(-1) != y).double().mean(dim=1)
+        test_acc = (_classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1)
+        train_loss = loss_fn(layers, x, y)
+    n_params = sum(t[0].numel() for t in layers)
+    return pd.DataFrame({"seed": list(seeds), "n_params": n_params,
+                         "train_error": train_err.cpu().numpy(),
+                         "test_acc": test_acc.cpu().numpy(),
+                         "train_loss": train_loss.cpu().numpy()})
+
+
+# --------------------------------------------------------------------------------------------
+# SGD with constant versus vanishing steps
+
+
+class SGDStepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: Literal["constant", "inverse"] = Field(
+        "inverse", description="constant: α_k = α; inverse: α_k = α k₀ / (k₀ + k)"
+    )
+    step: float = Field(0.05, gt=0, description="α in units of 1/dim (≈ 1/E‖a‖²)")
+    k0: int = Field(200, ge=1, description="k₀ of the inverse schedule")
+    dim: int = Field(10, ge=1)
+    n: int = Field(200, ge=2, description="samples of the least-squares problem")
+    noise: float = Field(1.0, gt=0, description="sd of the label noise (no interpolation)")
+    batch_size: int = Field(1, ge=1)
+    horizons: list[int] = Field(
+        [1000, 2000, 4000, 8000, 16000], min_length=2, description="K at which to measure"
+    )
+
+
+@experiment(
+    "sgd_step_schedule",
+    family="overparam",
+    params=SGDStepParams,
+    columns=("steps", "log_steps", "late_move", "dist_opt"),
+    example={"horizons": [4, 8], "n": 10, "dim": 3},
+)
+def sgd_step_schedule(p: SGDStepParams, seeds: Sequence[int], device: torch.device
+                      ) -> pd.DataFrame:
+    """Rows per (seed, horizon K): ``late_move = ‖x_K − x_{⌊K/2⌋}‖`` and
+    ``dist_opt = ‖x_K − x*‖`` (x* the least-squares minimizer), with ``log_steps = ln K``."""
+    seeds = tuple(seeds)
+    total = max(p.horizons)
+    checkpoints = sorted({k for h in p.horizons for k in (h, h // 2)})
+    data, picks = [], []
+    for seed in seeds:
+        g = generator(seed)
+        data.append(linear_regression(p.n, p.dim, p.noise, g, dtype=torch.float64))
+        picks.append(torch.randint(0, p.n, (total, p.batch_size), generator=g))
+    a = torch.stack([d[0] for d in data]).to(device)  # (S, n, dim)
+    y = torch.stack([d[1] for d in data]).to(device)  # (S, n)
+    pick = torch.stack(picks, dim=1).to(device)  # (K, S, B)
+    x_star = torch.linalg.lstsq(a, y.unsqueeze(-1)).solution.squeeze(-1)
+    rows_of = torch.arange(len(seeds), device=device).view(1, -1, 1)
+    a_pick, y_pick = a[rows_of, pick], y[rows_of, pick]  # (K, S, B, dim), (K, S, B)
+    base = p.step / p.dim
+    rates = [base if p.schedule == "constant" else base * p.k0 / (p.k0 + k)
+             for k in range(total)]
+    x = torch.zeros(len(seeds), p.dim, dtype=torch.float64, device=device)
+    saved: dict[int, torch.Tensor] = {0: x}
+    for step in range(total):
+        a_b = a_pick[step]
+        resid = (a_b * x.unsqueeze(1)).sum(dim=-1) - y_pick[step]
+        x = x - (rates[step] / p.batch_size) * (a_b * resid.unsqueeze(-1)).sum(dim=1)
+        if step + 1 in checkpoints:
+            saved[step + 1] = x
+    rows = []
+    for horizon in p.horizons:
+        move = (saved[horizon] - saved[horizon // 2]).norm(dim=-1)
+        dist = (saved[horizon] - x_star).norm(dim=-1)
+        rows += [{"seed": seed, "steps": horizon, "log_steps": math.log(horizon),
+                  "late_move": float(move[i]), "dist_opt": float(dist[i])}
+                 for i, seed in enumerate(seeds)]
+    return pd.DataFrame(rows)

@@ -1,0 +1,621 @@
+"""Build the static leaderboard site from run records and task specs.
+
+The site is a pure function of ``results/runs/*.json`` and ``tasks/**/*.yaml``: the records give
+every number (verdicts, effects, intervals, measurement tables, timings, provenance), the specs
+give the words (claim text, source, the decision rules, controls' descriptions, the paper's
+reference values). Nothing is measured here.
+
+Pages (all static, relative links, no file fetched from the network):
+
+* ``index.html``: one row per (task, profile) from its latest record: family, title, verdict
+  (and *unvalidated* when a control missed its required verdict), effect with interval, control
+  status, wall time, a strip of past verdicts; sortable and filterable (``static/site.js``).
+* ``claims/<family>/<claim>.<profile>.html``: the claim and its source, the rules in words, a
+  figure per rule (``figures.py``), controls, the methods ranking of ``compare`` rules, the paper's
+  reference values, verdict and wall-time history, per-cell timings, provenance.
+* ``history.html``: every run with verdict changes highlighted, and wall time per task across
+  commits and machines.
+
+Jinja2 autoescaping is on for every template, so text from specs and records renders as text.
+The site is written to a staging folder and swapped in, so a failed build leaves the previous
+site as it was; an existing folder is replaced only when it holds a theorybench site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from theorybench.leaderboard import figures
+from theorybench.leaderboard.history import (
+    as_number,
+    cell_history,
+    cell_timings,
+    latest_records,
+    runs_frame,
+    series,
+    wall_time_by_commit,
+)
+from theorybench.paths import runs_dir, site_dir, tasks_dir
+from theorybench.results import load_records, load_table
+from theorybench.spec import LoadedTask, SpecError, load_task
+
+MARKER = ".theorybench-site"
+HERE = Path(__file__).resolve().parent
+STRIP_LENGTH = 12
+DEFAULT_PROFILE = "smoke"
+FIGURE_CODE = hashlib.sha256((HERE / "figures.py").read_bytes()).hexdigest()
+
+
+class SiteError(RuntimeError):
+    """The site cannot be written where it was asked to go."""
+
+
+@dataclass
+class Site:
+    """What :func:`build_site` wrote."""
+
+    path: Path
+    n_records: int
+    pages: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def index(self) -> Path:
+        return self.path / "index.html"
+
+
+class FigureCache:
+    """Reuses a figure of the previous build when its inputs are unchanged.
+
+    A figure's key is the hash of ``figures.py`` and of the figure's inputs (record ids, rule
+    fields, references); records are never edited, so an unchanged key means an unchanged
+    figure. Keys are kept in the site's ``figures.json``.
+    """
+
+    def __init__(self, previous: Path, staging: Path) -> None:
+        self.previous, self.staging = previous, staging
+        try:
+            self.old = json.loads((previous / "figures.json").read_text())
+        except (OSError, ValueError):
+            self.old = {}
+        self.new: dict[str, str] = {}
+
+    def draw(self, rel: str, inputs: Any, draw: Callable[[Path], str | None]) -> str | None:
+        """Copy ``rel`` from the previous site when its key matches, else ``draw(path)``;
+        returns the drawing's note (``None`` when there is a figure)."""
+        payload = json.dumps(inputs, sort_keys=True, default=str)
+        key = hashlib.sha256(f"{FIGURE_CODE}\n{payload}".encode()).hexdigest()
+        target, old = self.staging / rel, self.previous / rel
+        if self.old.get(rel) == key and old.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(old, target)
+            note = None
+        else:
+            note = draw(target)
+        if note is None:
+            self.new[rel] = key
+        return note
+
+    def save(self) -> None:
+        (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
+
+
+# -- words ---------------------------------------------------------------------------------------
+
+def fmt(value: Any) -> str:
+    """A number with 3 significant digits; ``-`` for missing or non-finite values."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "-" if math.isnan(number) else f"{number:.3g}"
+
+
+def _where_words(where: dict[str, Any]) -> str:
+    if not where:
+        return ""
+    return " (rows where " + ", ".join(f"{k} = {v}" for k, v in where.items()) + ")"
+
+
+def describe_rule(fields: dict[str, Any]) -> str:
+    """A rule's claim and decision in words, from its spec fields."""
+    kind, metric = fields.get("rule"), fields.get("metric")
+    where = _where_words(fields.get("where") or {})
+    level = f"{100 * float(fields.get('confidence', 0.95)):g}%"
+    if kind == "trend":
+        return (f"{metric} is {fields.get('direction')} in {fields.get('along')}{where}: the mean "
+                f"over seeds of Kendall's τ between {fields.get('along')} and the seed's "
+                f"{metric}, signed so that positive is the claimed direction, must exceed "
+                f"{fmt(fields.get('min_effect', 0.0))} with its whole {level} Student-t interval "
+                "(holds), or lie entirely below it (refuted).")
+    if kind == "peak":
+        lo, hi = fields.get("window", (None, None))
+        scale = "log " if fields.get("log_along") else ""
+        return (f"the seed-mean {metric}{where} has its maximum along {scale}{fields.get('along')}"
+                f" inside [{fmt(lo)}, {fmt(hi)}] ({level} bootstrap interval of the location), "
+                f"and the maximum exceeds both ends of the sweep by more than "
+                f"{fmt(fields.get('min_excess', 0.0))} (Bonferroni t intervals over seeds).")
+    if kind == "compare":
+        by, a, b = fields.get("by"), fields.get("a"), fields.get("b")
+        margin = float(fields.get("margin", 0.0))
+        less = fields.get("direction") == "a_less"
+        diff = f"{metric}({by} = {a}) − {metric}({by} = {b})"
+        if fields.get("relative"):
+            diff = f"({diff}) / |{metric}({by} = {b})|"
+        side = f"< {fmt(-margin)}" if less else f"> {fmt(margin)}"
+        return (f"paired over seeds{where}, {diff} {side}: the {level} Student-t interval of the "
+                "mean per-seed difference must lie on that side (holds) or entirely on the other "
+                "(refuted).")
+    if kind == "threshold":
+        reduce = fields.get("per_seed", "mean")
+        if reduce == "last":
+            reduce = f"last value (largest {fields.get('order_by', 'step')})"
+        return (f"the {reduce} of {metric} per seed{where}, averaged over seeds, is "
+                f"{fields.get('op')} {fmt(fields.get('value'))} ({level} Student-t interval).")
+    if kind == "probability":
+        return (f"the fraction of trials with {metric} = 1{where} is {fields.get('op')} "
+                f"{fmt(fields.get('value'))} ({level} {fields.get('interval', 'clopper-pearson')} "
+                "interval).")
+    if kind == "rate":
+        window = ""
+        if fields.get("from_step") is not None or fields.get("to_step") is not None:
+            window = f" for {fields.get('along', 'step')} in [{fmt(fields.get('from_step'))}, " \
+                     f"{fmt(fields.get('to_step'))}]"
+        slope = f"the least-squares slope of ln {metric} per {fields.get('along', 'step')}"
+        if fields.get("predicted_column"):
+            slope += f" minus the predicted log-rate {fields.get('predicted_column')}"
+        return (f"{metric} converges geometrically{where}{window}: {slope}, averaged over seeds, "
+                f"is {fields.get('op', '<')} {fmt(fields.get('value', 0.0))} ({level} Student-t "
+                "interval).")
+    if kind == "degree":
+        group = f", separately for each {fields.get('group')}" if fields.get("group") else ""
+        return (f"{metric} is a polynomial of degree at most {fields.get('max_degree')} in "
+                f"{fields.get('along')}{where}{group}: the fitted degree (the smallest whose "
+                f"residual RMS is at most {fmt(fields.get('tolerance', 0.01))} of the centred "
+                f"RMS), averaged over seeds, has its {level} bootstrap interval below "
+                f"{fmt(float(fields.get('max_degree', 0)) + 0.5)}.")
+    rest = {k: v for k, v in fields.items() if k not in ("rule", "metric")}
+    return f"{kind} rule on {metric}: {rest}"
+
+
+# -- page contexts -------------------------------------------------------------------------------
+
+@dataclass
+class ArmRule:
+    arm: str
+    decision: str
+    effect: str
+    interval: str
+    summary: str
+
+
+@dataclass
+class Ranking:
+    arm: str
+    by: str
+    metric: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class RuleBlock:
+    index: int
+    kind: str
+    label: str
+    words: str
+    results: list[ArmRule]
+    figure: str | None
+    note: str | None
+    rankings: list[Ranking] = field(default_factory=list)
+    same_as: int | None = None
+
+
+@dataclass
+class ControlRow:
+    name: str
+    description: str
+    override: str
+    required: str
+    verdict: str
+    ok: bool
+    summaries: list[str]
+    error: str | None
+
+
+@dataclass
+class IndexRow:
+    task_id: str
+    profile: str
+    family: str
+    title: str
+    tags: list[str]
+    verdict: str
+    validated: bool
+    expected: str | None
+    effect: float
+    effect_text: str
+    interval_text: str
+    rule_text: str
+    controls_ok: int
+    controls_n: int
+    wall_s: float
+    started: str
+    href: str
+    strip: list[dict[str, Any]]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "_"
+
+
+def page_path(task_id: str, profile: str) -> str:
+    """Where a (task, profile)'s claim page goes, relative to the site root."""
+    family, _, name = task_id.partition("/")
+    return f"claims/{_slug(family)}/{_slug(name or family)}.{_slug(profile)}.html"
+
+
+def _load_spec(tasks_root: Path, task_id: str,
+               cache: dict[str, tuple[LoadedTask | None, str | None]]) -> tuple[LoadedTask | None,
+                                                                                 str | None]:
+    if task_id not in cache:
+        path = tasks_root / f"{task_id}.yaml"
+        if not path.is_file():
+            cache[task_id] = (None, f"no spec file {task_id}.yaml under {tasks_root}")
+        else:
+            try:
+                cache[task_id] = (load_task(path), None)
+            except SpecError as exc:
+                cache[task_id] = (None, f"the spec does not load: {exc}")
+    return cache[task_id]
+
+
+def _rule_fields(task: LoadedTask | None, record: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                            str | None]:
+    """The claim's rule fields: from the spec when its rules match the record's (same kinds and
+    metrics, in order), else from the record's rule results (without ``where``)."""
+    recorded = record["claim"].get("rules") or []
+    if task is not None:
+        specs = [r.model_dump() for r in task.rules]
+        same = len(specs) == len(recorded) and all(
+            s["rule"] == r.get("rule") and s["metric"] == r.get("metric")
+            for s, r in zip(specs, recorded, strict=True))
+        if same or not recorded:
+            return specs, None
+    fields = [{"rule": r.get("rule"), "metric": r.get("metric"), **(r.get("detail") or {}),
+               "where": {}} for r in recorded]
+    return fields, ("the rules below are read from the record (the current spec's rules differ or "
+                    "the spec is missing); figures do not apply the rules' row filters")
+
+
+def _control_where(task: LoadedTask | None, fields: dict[str, Any],
+                   index: int) -> dict[str, dict[str, Any]]:
+    """Row filters of controls whose own rule matching the claim's rule ``index`` (the same
+    position, else the first of the same kind, metric and ``along``/``by``) filters differently
+    from the claim's."""
+    if task is None:
+        return {}
+    where = fields.get("where") or {}
+    key = (fields.get("rule"), fields.get("metric"), fields.get("along"), fields.get("by"))
+    found = {}
+    for control, rules in zip(task.spec.controls, task.control_rules, strict=True):
+        dumped = [r.model_dump() for r in rules]
+        same = [r for r in dumped
+                if (r["rule"], r["metric"], r.get("along"), r.get("by")) == key]
+        at = dumped[index] if index < len(dumped) and dumped[index] in same else None
+        match = at or (same[0] if same else None)
+        if match is not None and (match.get("where") or {}) != where:
+            found[control.name] = dict(match.get("where") or {})
+    return found
+
+
+def _arm_rule(arm: dict[str, Any], kind: str, metric: str, index: int) -> dict[str, Any] | None:
+    """The arm's result for the claim's rule ``index``: the same position when it is the same
+    kind of rule on the same metric (the claim, and controls that reuse the claim's rules), else
+    the arm's first rule of that kind on that metric."""
+    rules = arm.get("rules") or []
+    if index < len(rules) and (arm.get("name") == "claim" or (
+            rules[index].get("rule") == kind and rules[index].get("metric") == metric)):
+        return rules[index]
+    return next((r for r in rules if r.get("rule") == kind and r.get("metric") == metric), None)
+
+
+def _arm_rule_row(arm_name: str, result: dict[str, Any]) -> ArmRule:
+    return ArmRule(arm_name, str(result.get("decision")), fmt(result.get("effect")),
+                   f"[{fmt(result.get('ci_low'))}, {fmt(result.get('ci_high'))}]",
+                   str(result.get("summary", "")))
+
+
+def _references(task: LoadedTask | None) -> list[figures.Reference]:
+    if task is None:
+        return []
+    return [figures.Reference(r.label, r.value, r.metric, dict(r.at)) for r in task.spec.reference]
+
+
+def _table(record: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
+    try:
+        return load_table(record), None
+    except (KeyError, TypeError, ValueError) as exc:
+        return pd.DataFrame(), f"the record's measurement table cannot be read ({exc})"
+
+
+def _rankings(table: pd.DataFrame, rule: figures.PlotRule, arms: list[str]) -> list[Ranking]:
+    """The methods ranking of a ``compare`` rule: every value of its ``by`` column, per arm,
+    by mean metric."""
+    by = rule.fields.get("by")
+    if rule.kind != "compare" or not by:
+        return []
+    rankings = []
+    for arm in arms:
+        try:
+            means = figures.group_means(table, arm, rule.metric, str(by), rule.where_of(arm))
+        except LookupError:
+            continue
+        rows = [{"rank": j + 1, "value": r.by, "mean": fmt(r.mean), "sd": fmt(r.sd),
+                 "n": int(r.n)} for j, r in enumerate(means.itertuples())]
+        rankings.append(Ranking(arm, str(by), rule.metric, rows))
+    return rankings
+
+
+def _rule_blocks(record: dict[str, Any], task: LoadedTask | None, table: pd.DataFrame,
+                 cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
+                                                                   str | None]:
+    """One block per claim rule: the rule in words, each arm's result, its figure (drawn once
+    for rules reading the same rows) and, for ``compare`` rules, the methods ranking."""
+    arms = [record["claim"], *(record.get("controls") or [])]
+    arm_names = [str(a.get("name")) for a in arms]
+    present = set(table["arm"].astype(str)) if "arm" in table.columns else set()
+    plotted = [a for a in arm_names if a in present]
+    fields_list, note = _rule_fields(task, record)
+    spec_rules = note is None
+    references = _references(task)
+    drawn: dict[str, RuleBlock] = {}
+    blocks = []
+    for i, fields in enumerate(fields_list):
+        kind, metric = str(fields.get("rule")), str(fields.get("metric"))
+        results = {str(a.get("name")): r for a in arms
+                   if (r := _arm_rule(a, kind, metric, i)) is not None}
+        rule = figures.PlotRule(kind, metric, dict(fields.get("where") or {}), fields, results,
+                                str(fields.get("label") or ""),
+                                _control_where(task, fields, i) if spec_rules else {})
+        block = RuleBlock(index=i, kind=kind, label=rule.label or f"{kind} on {metric}",
+                          words=describe_rule(fields),
+                          results=[_arm_rule_row(a, results[a]) for a in arm_names
+                                   if a in results], figure=None, note=None)
+        same = json.dumps([kind, metric, rule.where, rule.arm_where, fields.get("along"),
+                           fields.get("by")], sort_keys=True, default=str)
+        if kind in ("threshold", "probability"):
+            same += f"#{i}"  # drawn from each rule's own results, never shared
+        if same in drawn:
+            first = drawn[same]
+            block.figure, block.note, block.same_as = first.figure, first.note, first.index + 1
+        else:
+            name = f"{stem}.rule{i}.svg"
+            inputs = [record.get("run_id"), fields, rule.arm_where, plotted,
+                      [vars(r) for r in references]]
+            block.note = (cache.draw(f"{folder}/{name}", inputs, lambda path, rule=rule:
+                                     figures.rule_figure(table, rule, plotted, references, path))
+                          if plotted else "no figure: the record has no measurement table")
+            block.figure = None if block.note else name
+            block.rankings = _rankings(table, rule, plotted)
+            drawn[same] = block
+        blocks.append(block)
+    return blocks, note
+
+
+def _controls(record: dict[str, Any], task: LoadedTask | None) -> list[ControlRow]:
+    specs = {c.name: c for c in task.spec.controls} if task is not None else {}
+    rows = []
+    for c in record.get("controls") or []:
+        spec = specs.get(str(c.get("name")))
+        required = c.get("required_verdict")
+        rows.append(ControlRow(
+            name=str(c.get("name")),
+            description=spec.description.strip() if spec else "",
+            override=json.dumps(spec.override, ensure_ascii=False) if spec else "",
+            required=str(required), verdict=str(c.get("verdict")),
+            ok=required is None or c.get("verdict") == required,
+            summaries=[str(r.get("summary", "")) for r in c.get("rules") or []],
+            error=c.get("error")))
+    return rows
+
+
+def _strip(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{"verdict": r.verdict, "changed": bool(r.changed),
+             "title": f"{r.started} · {r.commit} · {r.status}"
+                      + (f" (was {r.previous_status})" if r.changed else "")}
+            for r in runs.tail(STRIP_LENGTH).itertuples()]
+
+
+def _provenance(record: dict[str, Any], task: LoadedTask | None) -> list[tuple[str, str]]:
+    env = record.get("environment") or {}
+    spec_note = ""
+    if task is not None:
+        spec_note = (" (the current spec file is identical)" if task.sha256 ==
+                     record.get("spec_sha256") else " (the spec file has changed since this run)")
+    items = [
+        ("run id", str(record.get("run_id"))),
+        ("suite", str(record.get("suite") or "-")),
+        ("started", str(record.get("started"))),
+        ("finished", str(record.get("finished"))),
+        ("wall time", f"{fmt(record.get('wall_s'))} s"),
+        ("seeds", ", ".join(map(str, record.get("seeds") or []))),
+        ("device", str(record.get("device"))),
+        ("spec", f"{record.get('spec_path')} v{record.get('task_version')}"),
+        ("spec sha256", str(record.get("spec_sha256")) + spec_note),
+        ("git commit", f"{env.get('git_commit') or 'none'}"
+                       + (" (with uncommitted changes)" if env.get("git_dirty") else "")),
+        ("record file", Path(str(record.get("_path", "-"))).name),
+    ]
+    items += [(k, str(v)) for k, v in env.items() if k not in ("git_commit", "git_dirty")]
+    return items
+
+
+def _cell_rows(cells: pd.DataFrame, task_id: str, profile: str) -> tuple[list[str], list[dict]]:
+    table = cell_history(cells, task_id, profile)
+    if table.empty:
+        return [], []
+    rows = [{"arm": arm, "cell": cell, "point": point, "values": [fmt(v) for v in values]}
+            for (arm, cell, point), values in zip(table.index, table.to_numpy(), strict=True)]
+    return [str(c) for c in table.columns], rows
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the site's templates, autoescaping everything."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["fmt"] = fmt
+    env.filters["safe_url"] = lambda url: url if re.match(r"^https?://", str(url or "")) else None
+    return env
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return sorted({v for v in values if v})
+
+
+def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, Any],
+                task: LoadedTask | None, spec_note: str | None, runs: pd.DataFrame,
+                cells: pd.DataFrame, profiles: list[str], common: dict[str, Any]) -> str:
+    task_id, profile = str(record["task_id"]), str(record["profile"])
+    rel = page_path(task_id, profile)
+    target = cache.staging / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder, stem = str(Path(rel).parent), Path(rel).name.removesuffix(".html")
+    table, table_note = _table(record)
+    blocks, rules_note = _rule_blocks(record, task, table, cache, folder, stem)
+    history = series(runs, task_id, profile)
+    history_name = f"{stem}.history.svg"
+    history_note = cache.draw(f"{folder}/{history_name}", list(history["run_id"]),
+                              lambda path: figures.history_figure(history, path))
+    cell_columns, cell_rows = _cell_rows(cells, task_id, profile)
+    spec = task.spec if task is not None else None
+    html = env.get_template("claim.html.j2").render(
+        **common, root="../../", record=record, spec=spec, spec_note=spec_note,
+        table_note=table_note, rules_note=rules_note, blocks=blocks,
+        controls=_controls(record, task), history=history.iloc[::-1].to_dict("records"),
+        history_figure=None if history_note else history_name, history_note=history_note,
+        cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, task),
+        others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
+        n_rows=len(table))
+    target.write_text(html)
+    return rel
+
+
+def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str) -> IndexRow:
+    rules = record["claim"].get("rules") or []
+    first = rules[0] if rules else {}
+    controls = record.get("controls") or []
+    ok = sum(1 for c in controls
+             if c.get("required_verdict") is None or c.get("verdict") == c.get("required_verdict"))
+    effect = first.get("effect")
+    rule_text = f"{first.get('rule')} on {first.get('metric')}" if first else ""
+    if len(rules) > 1:
+        rule_text += f" (+{len(rules) - 1} rule{'s' if len(rules) > 2 else ''})"
+    return IndexRow(
+        task_id=str(record["task_id"]), profile=str(record["profile"]),
+        family=str(record.get("family")), title=str(record.get("title")),
+        tags=[str(t) for t in record.get("tags") or []], verdict=str(record.get("verdict")),
+        validated=bool(record.get("validated")), expected=record.get("expected_verdict"),
+        effect=as_number(effect), effect_text=fmt(effect),
+        interval_text=f"[{fmt(first.get('ci_low'))}, {fmt(first.get('ci_high'))}]" if first
+        else "", rule_text=rule_text, controls_ok=ok, controls_n=len(controls),
+        wall_s=as_number(record.get("wall_s")), started=str(record.get("started")),
+        href=href, strip=_strip(series(runs, str(record["task_id"]), str(record["profile"]))))
+
+
+def _replace(staging: Path, out: Path) -> None:
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(trash / out.name)
+        staging.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out)
+
+
+def _check_target(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or
+                         (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise SiteError(f"{out} exists and is not a theorybench site (no {MARKER} file); "
+                        "choose an empty or new folder")
+
+
+def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
+               tasks_root: Path | None = None) -> Site:
+    """Render the site from every record under ``records_dir`` (default ``results/runs``)
+    into ``out_dir`` (default ``results/site``), with words from the specs under
+    ``tasks_root`` (default ``tasks/``)."""
+    records = load_records(records_dir or runs_dir())
+    out = Path(out_dir or site_dir()).resolve()
+    tasks_root = tasks_root or tasks_dir()
+    _check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
+    try:
+        pages, notes = _render(records, FigureCache(out, staging), tasks_root)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Site(out, len(records), pages, notes)
+
+
+def _render(records: list[dict[str, Any]], cache: FigureCache,
+            tasks_root: Path) -> tuple[list[str], list[str]]:
+    env, staging = environment(), cache.staging
+    runs, cells = runs_frame(records), cell_timings(records)
+    latest = latest_records(records)
+    profiles_of: dict[str, list[str]] = {}
+    for task_id, profile in latest:
+        profiles_of.setdefault(task_id, []).append(profile)
+    as_of = max((str(r.get("finished") or r.get("started")) for r in records), default="-")
+    common = {"as_of": as_of, "n_records": len(records)}
+    specs: dict[str, tuple[LoadedTask | None, str | None]] = {}
+    pages, notes, rows = [], [], []
+    for (task_id, _profile), record in latest.items():
+        task, spec_note = _load_spec(tasks_root, task_id, specs)
+        if spec_note:
+            notes.append(f"{task_id}: {spec_note}")
+        rel = _claim_page(env, cache, record, task, spec_note, runs, cells,
+                          profiles_of[task_id], common)
+        pages.append(rel)
+        rows.append(_index_row(record, runs, rel))
+    profiles = _unique(r.profile for r in rows)
+    default_profile = DEFAULT_PROFILE if DEFAULT_PROFILE in profiles else ""
+    (staging / "index.html").write_text(env.get_template("index.html.j2").render(
+        **common, root="", rows=rows, profiles=profiles, default_profile=default_profile,
+        families=_unique(r.family for r in rows), tags=_unique(t for r in rows for t in r.tags),
+        verdicts=["holds", "refuted", "inconclusive", "error", "unvalidated"]))
+    by_commit = wall_time_by_commit(runs)
+    (staging / "history.html").write_text(env.get_template("history.html.j2").render(
+        **common, root="", runs=runs.iloc[::-1].to_dict("records"),
+        changes=runs[runs["changed"]].iloc[::-1].to_dict("records"),
+        commit_columns=[str(c) for c in by_commit.columns],
+        commit_rows=[{"task_id": t, "profile": p, "values": [fmt(v) for v in values]}
+                     for (t, p), values in zip(by_commit.index, by_commit.to_numpy(),
+                                               strict=True)],
+        profiles=_unique(runs["profile"].astype(str)),
+        pages={(t, p): page_path(t, p) for t, p in latest}))
+    shutil.copytree(HERE / "static", staging / "static")
+    cache.save()
+    (staging / MARKER).write_text("built by `theorybench publish`; replaced on each build\n")
+    return pages, notes

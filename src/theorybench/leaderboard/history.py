@@ -1,0 +1,177 @@
+"""History across run records: verdicts and wall times per task, per cell, per commit and machine.
+
+Every function here is a pure function of the list returned by
+:func:`theorybench.results.load_records` (oldest first). A **series** is the runs of one task
+under one profile, in the order they started; a run's **status** is its verdict, with
+", unvalidated" when a control missed its required verdict, and it **changed** when it differs
+from the status of the previous run of the same series. A run's **machine** is a label built
+from its recorded environment (device, architecture, cores, torch threads), so timings from
+different machines are never mistaken for a regression.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+VERDICTS: tuple[str, ...] = ("holds", "inconclusive", "refuted", "error")
+
+#: A verdict as a number, for asv's ``track_`` benchmarks and plots: error has no value.
+VERDICT_NUMBER: dict[str, float] = {
+    "holds": 1.0, "inconclusive": 0.0, "refuted": -1.0, "error": math.nan,
+}
+
+RUN_COLUMNS = [
+    "run_id", "task_id", "profile", "family", "title", "suite", "started", "verdict", "status",
+    "previous_verdict", "previous_validated", "previous_status", "changed", "expected_verdict",
+    "validated", "rule", "effect", "ci_low", "ci_high", "wall_s", "commit", "machine", "n_seeds",
+]
+CELL_COLUMNS = [
+    "run_id", "task_id", "profile", "started", "commit", "machine", "arm", "cell", "point",
+    "wall_s", "error",
+]
+
+
+def verdict_number(verdict: str) -> float:
+    """holds = 1, inconclusive = 0, refuted = -1, error (or anything else) = nan."""
+    return VERDICT_NUMBER.get(verdict, math.nan)
+
+
+def commit_label(environment: dict[str, Any]) -> str:
+    """The short git commit of a run, ``+`` when tracked files differed from it."""
+    commit = environment.get("git_commit")
+    if not commit:
+        return "no commit"
+    return str(commit)[:10] + ("+" if environment.get("git_dirty") else "")
+
+
+def machine_label(environment: dict[str, Any]) -> str:
+    """Device, architecture, cores and torch threads of the machine a run used."""
+    parts = [
+        str(environment.get("device") or "?"),
+        str(environment.get("machine") or "?"),
+        f"{environment.get('cpu_count', '?')} cores",
+        f"{environment.get('torch_threads', '?')} threads",
+    ]
+    return " · ".join(parts)
+
+
+def status(verdict: str, validated: bool) -> str:
+    """The verdict, with ", unvalidated" when a control missed its required verdict."""
+    return verdict if validated else f"{verdict}, unvalidated"
+
+
+def as_number(value: Any) -> float:
+    """A record's number as a float: ``None`` and non-numbers are nan, "inf" is infinite."""
+    if value is None:
+        return math.nan
+    if value in ("inf", "-inf"):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def series_key(record: dict[str, Any]) -> tuple[str, str]:
+    return str(record["task_id"]), str(record["profile"])
+
+
+def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record, oldest first, with the claim's first rule's effect and interval and
+    whether the status changed since the previous run of the same task and profile."""
+    rows = []
+    previous: dict[tuple[str, str], tuple[str, bool]] = {}
+    for rec in records:
+        key = series_key(rec)
+        rules = (rec.get("claim") or {}).get("rules") or []
+        first = rules[0] if rules else {}
+        env = rec.get("environment") or {}
+        before = previous.get(key)
+        verdict, validated = str(rec.get("verdict")), bool(rec.get("validated"))
+        rows.append({
+            "run_id": rec.get("run_id"), "task_id": key[0], "profile": key[1],
+            "family": rec.get("family"), "title": rec.get("title"), "suite": rec.get("suite"),
+            "started": rec.get("started"), "verdict": verdict,
+            "status": status(verdict, validated),
+            "previous_verdict": before[0] if before else None,
+            "previous_validated": before[1] if before else None,
+            "previous_status": status(*before) if before else None,
+            "changed": before is not None and before != (verdict, validated),
+            "expected_verdict": rec.get("expected_verdict"), "validated": validated,
+            "rule": first.get("rule"),
+            "effect": as_number(first.get("effect")), "ci_low": as_number(first.get("ci_low")),
+            "ci_high": as_number(first.get("ci_high")), "wall_s": as_number(rec.get("wall_s")),
+            "commit": commit_label(env), "machine": machine_label(env),
+            "n_seeds": len(rec.get("seeds") or []),
+        })
+        previous[key] = (verdict, validated)
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def point_label(params: dict[str, Any]) -> str:
+    """A cell's swept values as ``name=value, ...`` (``-`` when nothing is swept)."""
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
+def cell_timings(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (record, cell): the cell's arm, swept values and wall time."""
+    rows = []
+    for rec in records:
+        env = rec.get("environment") or {}
+        task_id, profile = series_key(rec)
+        for cell in rec.get("cells") or []:
+            rows.append({
+                "run_id": rec.get("run_id"), "task_id": task_id, "profile": profile,
+                "started": rec.get("started"), "commit": commit_label(env),
+                "machine": machine_label(env), "arm": cell.get("arm"), "cell": cell.get("index"),
+                "point": point_label(cell.get("params") or {}),
+                "wall_s": as_number(cell.get("wall_s")), "error": cell.get("error"),
+            })
+    return pd.DataFrame(rows, columns=CELL_COLUMNS)
+
+
+def latest_records(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The most recent record of each (task, profile), in order of task id then profile."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in records:
+        latest[series_key(rec)] = rec
+    return dict(sorted(latest.items()))
+
+
+def series(runs: pd.DataFrame, task_id: str, profile: str) -> pd.DataFrame:
+    """The runs of one task under one profile, oldest first."""
+    chosen = runs[(runs["task_id"] == task_id) & (runs["profile"] == profile)]
+    return chosen.reset_index(drop=True)
+
+
+def cell_history(cells: pd.DataFrame, task_id: str, profile: str, last: int = 8) -> pd.DataFrame:
+    """Wall time of each cell (rows: arm and swept values) in each of the ``last`` runs
+    (columns, oldest first, labelled by start time, commit and machine)."""
+    chosen = cells[(cells["task_id"] == task_id) & (cells["profile"] == profile)]
+    if chosen.empty:
+        return pd.DataFrame()
+    runs = chosen.drop_duplicates("run_id")[["run_id", "started", "commit", "machine"]]
+    runs = runs.tail(last)
+    chosen = chosen[chosen["run_id"].isin(runs["run_id"])]
+    table = chosen.pivot_table(index=["arm", "cell", "point"], columns="run_id", values="wall_s",
+                               aggfunc="first", sort=False)
+    table = table[[r for r in runs["run_id"] if r in table.columns]]
+    labels = {r.run_id: f"{r.started} · {r.commit} · {r.machine}" for r in runs.itertuples()}
+    return table.rename(columns=labels)
+
+
+def wall_time_by_commit(runs: pd.DataFrame, last: int = 10) -> pd.DataFrame:
+    """Wall time of each (task, profile) (rows) under the ``last`` (commit, machine) pairs
+    (columns, in order of their first run); the latest run of a pair counts."""
+    if runs.empty:
+        return pd.DataFrame()
+    groups = runs.drop_duplicates(["commit", "machine"])[["commit", "machine"]].tail(last)
+    keep = runs.merge(groups, on=["commit", "machine"])
+    keep = keep.assign(group=keep["commit"] + " · " + keep["machine"])
+    table = keep.pivot_table(index=["task_id", "profile"], columns="group", values="wall_s",
+                             aggfunc="last", sort=False)
+    order = [f"{g.commit} · {g.machine}" for g in groups.itertuples()]
+    return table[[c for c in order if c in table.columns]].sort_index()

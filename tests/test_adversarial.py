@@ -1,0 +1,181 @@
+"""The adversarial family: networks, training methods, schedules, splits, summaries, the Danskin
+counterexample, and the experiment's contract (columns, determinism, seed independence)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from theorybench.attacks import ThreatModel
+from theorybench.data.torchvision_local import LocalDataMissing
+from theorybench.device import generator
+from theorybench.experiments.adversarial import (
+    COLUMNS,
+    AdversarialTrainingParams,
+    _augment,
+    _Data,
+    learning_rate,
+    summarize,
+)
+from theorybench.models.resnet import PreActResNet18, SeedEnsemble
+from theorybench.models.small_nets import SeedCNN, SeedMLP
+from theorybench.registry import get_experiment, methods
+
+CPU = torch.device("cpu")
+METHODS = ("standard", "fgsm", "pgd", "trades", "beta")
+
+
+def test_seed_mlp_equals_per_seed_linear_layers() -> None:
+    net = SeedMLP([3, 4], [64, 16, 10])
+    x = torch.rand(2, 5, 1, 8, 8, generator=generator(0))
+    out = net(x)
+    for s in range(2):
+        h = torch.relu(x[s].flatten(1) @ net.weights[0][s] + net.biases[0][s])
+        ref = h @ net.weights[1][s] + net.biases[1][s]
+        assert torch.allclose(out[s], ref, atol=1e-5)
+    assert torch.equal(SeedMLP([4], [64, 16, 10]).weights[0][0], net.weights[0][1])
+
+
+def test_seed_cnn_groups_equal_separate_networks() -> None:
+    both = SeedCNN([0, 1], (1, 8, 8), 10)
+    solo = SeedCNN([1], (1, 8, 8), 10)
+    x = torch.rand(2, 7, 1, 8, 8, generator=generator(1))
+    out = both(x)
+    assert out.shape == (2, 7, 10)
+    assert torch.allclose(out[1], solo(x[1:])[0], atol=1e-5)
+
+
+def test_preact_resnet_shape_and_seed_ensemble() -> None:
+    ens = SeedEnsemble([0, 1], lambda: PreActResNet18(10, mean=(0.5,) * 3, std=(0.25,) * 3))
+    ens.eval()
+    out = ens(torch.rand(2, 2, 3, 32, 32, generator=generator(2)))
+    assert out.shape == (2, 2, 10)
+    again = SeedEnsemble([1], lambda: PreActResNet18(10))
+    assert torch.equal(again.nets[0].conv1.weight, ens.nets[1].conv1.weight)
+
+
+def test_every_method_is_registered_and_returns_per_example_losses() -> None:
+    assert set(METHODS) <= set(methods("adversarial"))
+    net = SeedMLP([0, 1], [64, 16, 10])
+    x = torch.rand(2, 6, 1, 8, 8, generator=generator(3))
+    y = torch.randint(0, 10, (2, 6), generator=generator(4))
+    threat = ThreatModel(eps=0.1, step_size=0.025, steps=2, fgsm_step_size=0.125, num_classes=10)
+    for name in METHODS:
+        loss = methods("adversarial")[name](net, x, y, threat, [generator(5), generator(6)])
+        assert loss.shape == (2, 6) and torch.isfinite(loss).all(), name
+        net.zero_grad()
+        loss.mean(1).sum().backward()
+        assert all(p.grad is not None for p in net.parameters()), name
+        assert net.training, name
+
+
+def test_adversarial_losses_exceed_clean_loss() -> None:
+    """Each attack raises the cross-entropy above the clean one on average (same network)."""
+    net = SeedMLP([0], [64, 32, 10])
+    x = torch.rand(1, 64, 1, 8, 8, generator=generator(7))
+    y = torch.randint(0, 10, (1, 64), generator=generator(8))
+    threat = ThreatModel(eps=0.2, step_size=0.05, steps=5, fgsm_step_size=0.25, num_classes=10)
+    known = methods("adversarial")
+    clean = known["standard"](net, x, y, threat, [generator(9)]).mean()
+    for name in ("fgsm", "pgd", "beta"):
+        assert known[name](net, x, y, threat, [generator(9)]).mean() > clean, name
+
+
+def test_piecewise_schedule_of_rice_et_al() -> None:
+    p = AdversarialTrainingParams(epochs=200, lr=0.1, milestones=[0.5, 0.75])
+    assert learning_rate(p, 100.0) == pytest.approx(0.1)  # last step of epoch 100
+    assert learning_rate(p, 100.01) == pytest.approx(0.01)
+    assert learning_rate(p, 150.5) == pytest.approx(0.001)
+
+
+def test_cyclic_schedule_peaks_midway() -> None:
+    p = AdversarialTrainingParams(epochs=10, lr=0.2, schedule="cyclic")
+    assert learning_rate(p, 5.0) == pytest.approx(0.2)
+    assert learning_rate(p, 2.5) == pytest.approx(0.1)
+    assert learning_rate(p, 10.0) == pytest.approx(0.0)
+
+
+def test_splits_are_disjoint_and_label_noise_flips_the_requested_fraction() -> None:
+    p = AdversarialTrainingParams(n_train=1000, n_val=300, n_test=400, label_noise=0.3)
+    data = _Data(p, (0, 1), CPU)
+    for s in range(2):
+        parts = [set(data.train[s].tolist()), set(data.val[s].tolist()), set(data.test[s].tolist())]
+        assert sum(map(len, parts)) == len(set().union(*parts)) == 1700
+        flipped = (data.train_labels[s] != data.y[data.train[s]]).float().mean().item()
+        assert abs(flipped - 0.3) < 0.05  # binomial sd ≈ 0.0145
+    assert not torch.equal(data.train[0], data.train[1])
+
+
+def test_augment_keeps_shape_and_values() -> None:
+    x = torch.rand(2, 3, 3, 8, 8, generator=generator(10))
+    out = _augment(x, [generator(11), generator(12)], pad=2)
+    assert out.shape == x.shape
+    assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+
+
+def test_summary_picks_best_epoch_on_validation() -> None:
+    curves = pd.DataFrame({
+        "seed": 0, "method": "pgd", "kind": "epoch", "epoch": [1, 2, 3, 4],
+        "robust_val": [0.2, 0.6, 0.6, 0.3], "robust_test": [0.25, 0.55, 0.7, 0.4],
+        "clean_test": [0.5, 0.8, 0.85, 0.8], "robust_train": [0.1, 0.5, 0.7, 0.9],
+        "fgsm_test": [0.3, 0.6, 0.7, 0.6],
+    })
+    row = summarize(curves).iloc[0]
+    assert row["best_epoch"] == 2  # first of the tied validation maxima, not the test maximum
+    assert row["robust_gap"] == pytest.approx(0.15)
+    assert row["clean_gap"] == pytest.approx(0.0)
+    assert row["robust_train_rise"] == pytest.approx(0.4)
+    assert row["fgsm_pgd_gap"] == pytest.approx(0.2)
+
+
+def test_experiment_contract_and_seed_independence() -> None:
+    kind = get_experiment("adversarial_training")
+    small = dict(kind.example, methods=["pgd"], epochs=2)
+    table = kind(small, (0, 1), CPU)
+    assert list(table.columns) == ["seed", *COLUMNS]
+    epochs = table[table["kind"] == "epoch"]
+    assert len(epochs) == 2 * 2 and len(table[table["kind"] == "summary"]) == 2
+    assert epochs[["clean_test", "robust_test"]].apply(lambda c: c.between(0, 1)).all().all()
+    pd.testing.assert_frame_equal(table, kind(small, (0, 1), CPU))
+    alone = kind(small, (1,), CPU)
+    both = table[table["seed"] == 1].reset_index(drop=True)
+    numeric = [c for c in COLUMNS if c not in ("method", "kind")]
+    np.testing.assert_allclose(both[numeric].to_numpy(float), alone[numeric].to_numpy(float),
+                               atol=1e-5)
+
+
+def test_eval_every_keeps_the_last_epoch() -> None:
+    kind = get_experiment("adversarial_training")
+    table = kind(dict(kind.example, methods=["standard"], epochs=5, eval_every=2), (0,), CPU)
+    assert table.loc[table["kind"] == "epoch", "epoch"].tolist() == [2, 4, 5]
+
+
+def test_cifar_without_local_folder_fails_clearly(tmp_path) -> None:
+    with pytest.raises(ValueError, match="data_root"):
+        _Data(AdversarialTrainingParams(dataset="cifar10"), (0,), CPU)
+    p = AdversarialTrainingParams(dataset="cifar10", data_root=str(tmp_path))
+    with pytest.raises(LocalDataMissing, match="never downloads"):
+        _Data(p, (0,), CPU)
+
+
+def test_unknown_method_is_a_parameter_error() -> None:
+    with pytest.raises(ValueError, match="unknown methods"):
+        AdversarialTrainingParams(methods=["pgd", "madry"])
+
+
+def test_danskin_counterexample_ascends_at_zero() -> None:
+    kind = get_experiment("danskin_direction")
+    table = kind({"x0": 0.0}, tuple(range(8)), CPU)
+    assert table["is_maximizer"].all()
+    np.testing.assert_allclose(table["slope"], table["delta_star"].abs(), atol=1e-6)
+    assert (table["ascent"] == 1).all()
+
+
+def test_danskin_holds_with_a_unique_maximizer() -> None:
+    kind = get_experiment("danskin_direction")
+    table = kind({"x0": 0.5}, tuple(range(8)), CPU)
+    np.testing.assert_allclose(table["delta_star"], 1.0)
+    np.testing.assert_allclose(table["slope"], -1.0, atol=1e-6)
+    assert (table["ascent"] == 0).all()

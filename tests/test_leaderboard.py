@@ -1,0 +1,354 @@
+"""The leaderboard site, built from synthetic run records: pages, figures, escaping, robustness
+to odd tables, the latest record per (task, profile), the figure cache, the CLI and the server."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from theorybench.cli import app
+from theorybench.leaderboard import SiteError, build_site, figures
+from theorybench.leaderboard.build import describe_rule, page_path
+from theorybench.leaderboard.serve import serve_in_thread
+from theorybench.registry import get_experiment, load_experiments
+from theorybench.results import ArmResult, CellTiming, RunRecord, table_to_json, write_record
+
+EVIL = "<script>alert('x')</script>"
+
+
+def curve_table(arms: tuple[str, ...] = ("claim", "flat-control"), seeds: int = 4) -> pd.DataFrame:
+    """``y`` grows with ``depth`` in the claim's arm and is flat in the others."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for arm in arms:
+        for cell, depth in enumerate((2, 4, 8)):
+            for seed in range(seeds):
+                slope = 1.0 if arm == "claim" else 0.0
+                for phase in ("init", "trained"):
+                    rows.append({"arm": arm, "cell": cell, "depth": depth, "seed": seed,
+                                 "phase": phase, "y": slope * depth + rng.normal(0, 0.1)})
+    return pd.DataFrame(rows)
+
+
+def trend_result(decision: str = "holds", effect: float = 0.8) -> dict[str, Any]:
+    return {"rule": "trend", "metric": "y", "decision": decision, "effect": effect,
+            "ci_low": effect - 0.2, "ci_high": effect + 0.2, "threshold": 0.3,
+            "summary": f"Kendall tau of y along depth = {effect}",
+            "detail": {"along": "depth", "direction": "increasing"}}
+
+
+def make_record(
+    *,
+    task_id: str = "fam/claim-a",
+    profile: str = "smoke",
+    verdict: str = "holds",
+    started: str = "2026-01-01T00:00:00+00:00",
+    title: str = "A claim",
+    tags: tuple[str, ...] = ("width",),
+    table: pd.DataFrame | None = None,
+    claim_rules: list[dict[str, Any]] | None = None,
+    control_rules: list[dict[str, Any]] | None = None,
+    control_verdict: str = "refuted",
+    control_name: str = "flat-control",
+    commit: str | None = "0123456789abcdef",
+    wall_s: float = 12.5,
+) -> RunRecord:
+    table = curve_table(("claim", control_name)) if table is None else table
+    claim_rules = [trend_result(verdict if verdict != "error" else "holds")] \
+        if claim_rules is None else claim_rules
+    control_rules = [trend_result(control_verdict, -0.5)] if control_rules is None \
+        else control_rules
+    cells = [CellTiming("claim", i, {"depth": d}, [0, 1, 2, 3], 1.0 + i, 8)
+             for i, d in enumerate((2, 4, 8))]
+    return RunRecord(
+        run_id=uuid.uuid4().hex, suite="smoke", task_id=task_id, task_version=1, title=title,
+        family=task_id.split("/")[0], tags=list(tags), spec_path=f"tasks/{task_id}.yaml",
+        spec_sha256="0" * 64, profile=profile, expected_verdict="holds", verdict=verdict,
+        validated=control_verdict == "refuted",
+        claim=ArmResult("claim", verdict, None, claim_rules),
+        controls=[ArmResult(control_name, control_verdict, "refuted", control_rules)],
+        error="boom" if verdict == "error" else None, seeds=[0, 1, 2, 3], device="cpu",
+        started=started, finished=started, wall_s=wall_s, cells=cells,
+        table=table_to_json(table),
+        environment={"git_commit": commit, "git_dirty": False, "device": "cpu",
+                     "machine": "x86_64", "cpu_count": 2, "torch_threads": 2},
+    )
+
+
+def write(folder: Path, *records: RunRecord) -> Path:
+    for rec in records:
+        write_record(rec, folder)
+    return folder
+
+
+@pytest.fixture
+def no_tasks(tmp_path: Path) -> Path:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    return folder
+
+
+def spec_tasks_root(tmp_path: Path, task_id: str, title: str, **extra: Any) -> Path:
+    """A tasks folder holding one valid spec for ``task_id``, on a registered experiment kind."""
+    load_experiments()
+    kind = get_experiment("perturbation_stability")
+    root = tmp_path / "tasks"
+    (root / task_id.split("/")[0]).mkdir(parents=True, exist_ok=True)
+    spec = {
+        "id": task_id, "version": 1, "title": title,
+        "claim": f"The claim text {EVIL} with <b>markup</b>.",
+        "source": {"paper": f"Paper {EVIL}", "where": "Thm 1", "url": "javascript:alert(1)"},
+        "experiment": {"kind": kind.name, "params": kind.example, "seeds": 4},
+        "expect": [{"rule": "trend", "metric": "y", "along": "depth", "direction": "increasing",
+                    "min_effect": 0.3, "where": {"phase": "trained"}, "label": f"y grows {EVIL}"}],
+        "controls": [{"name": "flat-control", "description": f"flat {EVIL}", "override": {},
+                      "verdict": "refuted"}],
+        "expected_verdict": {"smoke": "holds"},
+        "reference": [{"label": f"paper's peak {EVIL}", "value": 4.0, "metric": "depth"}],
+        **extra,
+    }
+    (root / f"{task_id}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return root
+
+
+def image_sources(html: str) -> list[str]:
+    return re.findall(r'<img class="plot" src="([^"]+)"', html)
+
+
+def test_index_has_one_row_per_task_and_profile_from_the_latest_record(tmp_path, no_tasks):
+    runs = write(
+        tmp_path / "runs",
+        make_record(task_id="fam/a", verdict="holds", started="2026-01-01T00:00:00+00:00"),
+        make_record(task_id="fam/a", verdict="refuted", started="2026-01-02T00:00:00+00:00"),
+        make_record(task_id="fam/a", profile="standard", verdict="inconclusive"),
+        make_record(task_id="other/b", verdict="holds", tags=("depth", "lazy regime")),
+    )
+    site = build_site(runs, tmp_path / "site", no_tasks)
+    html = site.index.read_text()
+    rows = re.findall(r'<tr class="claim-row" data-task="([^"]+)" data-profile="([^"]+)"', html)
+    assert sorted(rows) == [("fam/a", "smoke"), ("fam/a", "standard"), ("other/b", "smoke")]
+    fam_a = html.split('data-task="fam/a" data-profile="smoke"')[1].split("</tr>")[0]
+    assert 'data-verdict="refuted"' in fam_a  # the latest record wins
+    assert fam_a.count('class="dot') == 2 and "changed" in fam_a  # history strip, change ringed
+    assert '<option value="smoke" selected>' in html  # smoke is shown by default
+    assert 'data-tags="depth|lazy regime"' in html
+    for rel in site.pages:
+        page = (site.path / rel).read_text()
+        for src in image_sources(page):
+            assert (site.path / rel).parent.joinpath(src).is_file(), src
+    assert (site.path / "static" / "site.js").is_file()
+    assert (site.path / "history.html").is_file()
+
+
+def test_claim_page_draws_the_curve_of_each_arm(tmp_path, no_tasks):
+    runs = write(tmp_path / "runs", make_record())
+    site = build_site(runs, tmp_path / "site", no_tasks)
+    page = site.path / page_path("fam/claim-a", "smoke")
+    html = page.read_text()
+    sources = image_sources(html)
+    assert "claim-a.smoke.rule0.svg" in sources and "claim-a.smoke.history.svg" in sources
+    svg = (page.parent / "claim-a.smoke.rule0.svg").read_text()
+    assert "control: flat-control" in svg and "predicted: increasing" in svg
+    assert "flat-control" in html and "Provenance of the latest run" in html
+
+
+def test_every_spec_and_record_string_is_escaped(tmp_path):
+    tasks = spec_tasks_root(tmp_path, "fam/evil", EVIL, tags=[EVIL], notes=EVIL)
+    rec = make_record(task_id="fam/evil", title=EVIL, tags=(EVIL,), control_name=EVIL,
+                      table=curve_table(("claim", EVIL)))
+    runs = write(tmp_path / "runs", rec)
+    site = build_site(runs, tmp_path / "site", tasks)
+    pages = [site.index, site.path / "history.html", *(site.path / p for p in site.pages)]
+    for page in pages:
+        html = page.read_text()
+        assert "<script>alert" not in html, page
+        assert "<b>markup" not in html
+        assert 'href="javascript:' not in html
+    claim = (site.path / site.pages[0]).read_text()
+    assert "&lt;script&gt;alert(" in claim and "&lt;b&gt;markup&lt;/b&gt;" in claim
+    for svg in site.path.rglob("*.svg"):
+        assert "<script>" not in svg.read_text()
+
+
+def test_spec_words_rules_and_reference_values_appear(tmp_path):
+    tasks = spec_tasks_root(tmp_path, "fam/claim-a", "A claim")
+    runs = write(tmp_path / "runs", make_record())
+    site = build_site(runs, tmp_path / "site", tasks)
+    page = site.path / page_path("fam/claim-a", "smoke")
+    html = page.read_text()
+    assert "The claim text" in html and "Thm 1" in html
+    assert "y is increasing in depth (rows where phase = trained)" in html
+    assert "the current spec file is" in html or "has changed since this run" in html
+    assert 'id="reference"' in html and "paper&#39;s peak" in html
+    svg = (page.parent / "claim-a.smoke.rule0.svg").read_text()
+    assert "paper: paper" in svg  # the reference value is drawn on the curve
+
+
+def test_a_control_with_its_own_row_filter_is_drawn_with_it(tmp_path):
+    own = {"rule": "trend", "metric": "y", "along": "depth", "direction": "increasing",
+           "where": {"phase": "init"}}
+    tasks = spec_tasks_root(tmp_path, "fam/claim-a", "A claim", controls=[
+        {"name": "flat-control", "override": {}, "expect": [own], "verdict": "refuted"}])
+    site = build_site(write(tmp_path / "runs", make_record()), tmp_path / "site", tasks)
+    page = site.path / page_path("fam/claim-a", "smoke")
+    svg = (page.parent / "claim-a.smoke.rule0.svg").read_text()
+    assert "control: flat-control [phase=init]" in svg
+
+
+def test_a_record_with_an_unexpected_table_still_gets_a_page(tmp_path, no_tasks):
+    odd = pd.DataFrame({"arm": ["claim"] * 3, "seed": [0, 1, 2], "colour": ["r", "g", "b"]})
+    broken = make_record(task_id="fam/odd", table=odd)
+    empty = make_record(task_id="fam/empty", table=pd.DataFrame(), verdict="error",
+                        claim_rules=[], control_rules=[])
+    text_along = curve_table().assign(depth=lambda t: t["depth"].map(str) + "L")
+    strings = make_record(task_id="fam/strings", table=text_along)
+    runs = write(tmp_path / "runs", broken, empty, strings)
+    site = build_site(runs, tmp_path / "site", no_tasks)
+    assert len(site.pages) == 3
+    odd_html = (site.path / page_path("fam/odd", "smoke")).read_text()
+    assert "no figure:" in odd_html and "rule0.svg" not in odd_html
+    assert "no figure:" in (site.path / page_path("fam/strings", "smoke")).read_text()
+    empty_html = (site.path / page_path("fam/empty", "smoke")).read_text()
+    assert "boom" in empty_html
+    assert 'data-verdict="error"' in site.index.read_text()
+
+
+def test_unvalidated_claims_are_marked_and_filterable(tmp_path, no_tasks):
+    runs = write(tmp_path / "runs", make_record(control_verdict="holds"))
+    html = build_site(runs, tmp_path / "site", no_tasks).index.read_text()
+    assert 'data-verdict="holds|unvalidated"' in html
+    assert ">unvalidated</span>" in html and "✗ 0/1" in html
+
+
+def test_compare_rules_get_a_methods_ranking(tmp_path, no_tasks):
+    rows = [{"arm": "claim", "cell": 0, "seed": s, "method": m, "gap": base + 0.01 * s}
+            for s in range(4) for m, base in (("pgd", 0.3), ("trades", 0.2), ("beta", 0.05))]
+    result = {"rule": "compare", "metric": "gap", "decision": "holds", "effect": -0.25,
+              "ci_low": -0.3, "ci_high": -0.2, "threshold": 0.0, "summary": "beta < pgd",
+              "detail": {"by": "method", "a": "beta", "b": "pgd", "direction": "a_less"}}
+    rec = make_record(task_id="adv/gap", table=pd.DataFrame(rows), claim_rules=[result],
+                      control_rules=[])
+    site = build_site(write(tmp_path / "runs", rec), tmp_path / "site", no_tasks)
+    html = (site.path / page_path("adv/gap", "smoke")).read_text()
+    ranking = html.split("Ranking of method by mean gap")[1].split("</table>")[0]
+    assert re.findall(r"<td>(pgd|trades|beta)</td>", ranking) == ["beta", "trades", "pgd"]
+    assert "gap.smoke.rule0.svg" in image_sources(html)
+
+
+def test_verdict_changes_are_highlighted_in_history(tmp_path, no_tasks):
+    runs = write(
+        tmp_path / "runs",
+        make_record(verdict="holds", started="2026-01-01T00:00:00+00:00", commit="aaaa"),
+        make_record(verdict="refuted", started="2026-01-02T00:00:00+00:00", commit="bbbb"),
+        make_record(verdict="refuted", started="2026-01-03T00:00:00+00:00", commit="cccc"),
+    )
+    site = build_site(runs, tmp_path / "site", no_tasks)
+    history = (site.path / "history.html").read_text()
+    changes = history.split('id="changes"')[1].split("</section>")[0]
+    assert changes.count('<tr class="changed">') == 1 and "bbbb" in changes
+    assert "aaaa" in history and "cccc" in history
+    claim = (site.path / page_path("fam/claim-a", "smoke")).read_text()
+    assert "changed (was holds)" in claim
+
+
+def test_rebuild_replaces_the_previous_site_and_reuses_unchanged_figures(tmp_path, no_tasks,
+                                                                         monkeypatch):
+    runs = write(tmp_path / "runs", make_record(task_id="fam/a"), make_record(task_id="fam/b"))
+    out = tmp_path / "site"
+    build_site(runs, out, no_tasks)
+    (out / "claims" / "stale.html").write_text("old")
+    drawn: list[str] = []
+    real = figures.rule_figure
+
+    def counting(table, rule, arms, references, path):
+        drawn.append(path.name)
+        return real(table, rule, arms, references, path)
+
+    monkeypatch.setattr(figures, "rule_figure", counting)
+    write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00"))
+    site = build_site(runs, out, no_tasks)
+    assert drawn == ["b.smoke.rule0.svg"]  # fam/a's figure is copied from the previous build
+    assert not (out / "claims" / "stale.html").exists()
+    assert (out / "claims" / "fam" / "a.smoke.rule0.svg").is_file()
+    assert len(site.pages) == 2
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_site(tmp_path, no_tasks):
+    runs = write(tmp_path / "runs", make_record())
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(SiteError):
+        build_site(runs, precious, no_tasks)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_an_empty_records_folder_gives_an_empty_board(tmp_path, no_tasks):
+    (tmp_path / "runs").mkdir()
+    site = build_site(tmp_path / "runs", tmp_path / "site", no_tasks)
+    assert "No run records yet" in site.index.read_text()
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"rule": "trend", "metric": "m", "along": "depth", "direction": "decreasing",
+      "min_effect": 0.3}, "m is decreasing in depth"),
+    ({"rule": "peak", "metric": "m", "along": "ratio", "window": [0.8, 1.25],
+      "log_along": True, "min_excess": 0.7}, "maximum along log ratio inside [0.8, 1.25]"),
+    ({"rule": "compare", "metric": "m", "by": "method", "a": "eg", "b": "gda",
+      "direction": "a_less", "margin": 0.1}, "m(method = eg) − m(method = gda) < -0.1"),
+    ({"rule": "threshold", "metric": "m", "op": "<", "value": 0.2, "per_seed": "max"},
+     "the max of m per seed, averaged over seeds, is < 0.2"),
+    ({"rule": "probability", "metric": "trapped", "op": ">", "value": 0.9},
+     "fraction of trials with trapped = 1 is > 0.9"),
+    ({"rule": "rate", "metric": "loss", "along": "step", "op": "<", "value": 0.0},
+     "loss converges geometrically"),
+    ({"rule": "degree", "metric": "out", "along": "h", "max_degree": 1},
+     "polynomial of degree at most 1 in h"),
+])
+def test_rules_are_described_in_words(fields, words):
+    assert words in describe_rule(fields)
+
+
+def test_publish_command_and_server(tmp_path):
+    runs = write(tmp_path / "runs", make_record())
+    out = tmp_path / "site"
+    result = CliRunner().invoke(app, ["publish", "--results-dir", str(runs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").is_file()
+    server, url = serve_in_thread(out)
+    try:
+        with urllib.request.urlopen(url + "index.html", timeout=10) as response:
+            assert b'class="claim-row"' in response.read()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url + "claims/", timeout=10)  # no directory listing
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_run_rebuilds_the_default_site_and_only_warns_on_failure(tmp_path, monkeypatch, capsys):
+    from theorybench import cli, leaderboard
+
+    monkeypatch.setenv("THEORYBENCH_ROOT", str(tmp_path))
+    write(tmp_path / "results" / "runs", make_record())
+    cli._rebuild_site(None)
+    assert (tmp_path / "results" / "site" / "index.html").is_file()
+
+    cli._rebuild_site(tmp_path / "elsewhere")  # records written elsewhere: a hint, no site
+    assert "theorybench publish --results-dir" in capsys.readouterr().out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(leaderboard, "build_site", broken)
+    cli._rebuild_site(None)
+    assert "the site was not rebuilt: disk full" in capsys.readouterr().err

@@ -1,0 +1,97 @@
+"""Over-parameterized optimization kinds: the Gram matrix against its explicit formula, GD's
+linearized rate at large width, random-label fitting, and SGD's noise ball under a constant step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from theorybench.experiments.overparam import (
+    GDConvergenceParams,
+    RandomLabelsParams,
+    SGDStepParams,
+    _gd_init,
+    _ntk_gram,
+    random_label_fit,
+    sgd_step_schedule,
+    two_layer_gd_convergence,
+)
+from theorybench.ntk import two_layer_relu_ntk
+
+CPU = torch.device("cpu")
+
+
+def _slope(group: pd.DataFrame, x: str, y: str) -> float:
+    return float(np.polyfit(group[x], np.log(group[y]), 1)[0])
+
+
+def test_first_layer_gram_equals_the_activation_pattern_formula() -> None:
+    """Du et al.: H_ij = (1/m) Σ_r a_iᵀa_j 1{w_rᵀa_i ≥ 0} 1{w_rᵀa_j ≥ 0} (v_r² = 1)."""
+    p = GDConvergenceParams(width=40, n=6, dim=3)
+    x, _, params = _gd_init(p, (0, 1))
+    gram = _ntk_gram(params, x, "first")
+    active = (torch.einsum("snd,smd->snm", x, params["w"]) > 0).double()
+    expected = torch.einsum("sim,sjm->sij", active, active) * (x @ x.mT) / p.width
+    torch.testing.assert_close(gram, expected)
+
+
+def test_gram_chunking_does_not_change_the_kernel(monkeypatch) -> None:
+    import theorybench.experiments.overparam as overparam
+
+    p = GDConvergenceParams(width=30, n=5, dim=3)
+    x, _, params = _gd_init(p, (0, 1, 2))
+    whole = _ntk_gram(params, x, "both")
+    monkeypatch.setattr(overparam, "JACOBIAN_BYTES", 1)
+    torch.testing.assert_close(_ntk_gram(params, x, "both"), whole)
+
+
+def test_wide_net_follows_the_kernel_rate() -> None:
+    """At large width the late log-loss slope approaches 2 ln(1 − ηλ_min(H(0))) and the Gram
+    matrix barely moves; the predicted log-rates come from the closed-form kernel."""
+    p = GDConvergenceParams(width=8192, n=8, dim=4, steps=200, record_every=10, train="both")
+    rows = two_layer_gd_convergence(p, (0, 1), CPU)
+    x, _, _ = _gd_init(p, (0, 1))
+    eig = torch.linalg.eigvalsh(two_layer_relu_ntk(x, train="both"))
+    first = rows.groupby("seed").first()
+    np.testing.assert_allclose(first["lambda0"], eig[:, 0].numpy())
+    np.testing.assert_allclose(first["eta"], (1 / eig[:, -1]).numpy())
+    ntk_rate = 2 * np.log1p(-(eig[:, 0] / eig[:, -1]).numpy())
+    np.testing.assert_allclose(first["log_rate_ntk"], ntk_rate)
+    assert (first["gram_change"] < 0.05).all()
+    late = rows[rows.step >= 100]
+    for seed, group in late.groupby("seed"):
+        assert abs(_slope(group, "step", "loss") / first.loc[seed, "log_rate_emp"] - 1) < 0.25
+    assert (rows.groupby("seed")["loss_ratio"].last() < 1e-3).all()
+
+
+def test_gd_rows_are_per_seed_and_deterministic() -> None:
+    p = GDConvergenceParams(width=16, n=6, dim=3, steps=4, record_every=2)
+    a, b = two_layer_gd_convergence(p, (0, 5), CPU), two_layer_gd_convergence(p, (5,), CPU)
+    pd.testing.assert_frame_equal(a[a.seed == 5].reset_index(drop=True), b)
+    assert sorted(a.step.unique()) == [0, 2, 4]
+
+
+def test_random_labels_parameter_count_and_chance() -> None:
+    p = RandomLabelsParams(width=8, n_train=40, n_test=400, epochs=1, batch_size=20)
+    rows = random_label_fit(p, (0, 1), CPU)
+    assert (rows["n_params"] == 64 * 8 + 8 + 8 * 10 + 10).all()
+    assert rows["test_acc"].between(0.0, 0.3).all()
+
+
+def test_constant_step_noise_ball_scales_like_sqrt_step() -> None:
+    """Constant-step SGD on least squares: the stationary spread of the iterates is ∝ √α."""
+    base = {"schedule": "constant", "horizons": [4000, 8000], "dim": 5, "n": 100}
+    seeds = tuple(range(8))
+    big = sgd_step_schedule(SGDStepParams(step=0.08, **base), seeds, CPU)["late_move"].mean()
+    small = sgd_step_schedule(SGDStepParams(step=0.02, **base), seeds, CPU)["late_move"].mean()
+    assert 1.5 < big / small < 2.7  # √4 = 2
+
+
+def test_inverse_step_iterates_approach_the_minimizer() -> None:
+    rows = sgd_step_schedule(SGDStepParams(horizons=[500, 4000]), (0, 1, 2, 3), CPU)
+    means = rows.groupby("steps")[["dist_opt", "late_move"]].mean()
+    assert means.loc[4000, "dist_opt"] < means.loc[500, "dist_opt"] / 2
+    assert rows["log_steps"].tolist()[:1] == [math.log(500)]
