@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The smoke tasks are small tensors: one thread per process is fastest on a small CPU.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: smoke test unit suite lint validate publish clean-venv
+.PHONY: smoke test unit suite lint validate publish serve clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/theorybench validate
+
+publish: $(STAMP)  ## rebuild results/site/ from results/runs/
+	$(BIN)/theorybench publish
+
+serve: $(STAMP)  ## show results/site/ on http://127.0.0.1:8000
+	$(BIN)/theorybench serve
 
 clean-venv:
 	rm -rf $(VENV)

@@ -123,8 +123,11 @@ def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
         results = evaluate(arm.rules, table, seed)
     except (RuleError, ValueError, KeyError) as exc:
         return ArmResult(arm.name, "error", arm.required_verdict, [], f"rule: {exc}")
+    # Each rule's statistics travel with the rule as specified, so a record stays readable
+    # after its spec changes.
     return ArmResult(arm.name, combine(results), arm.required_verdict,
-                     [r.to_dict() for r in results])
+                     [r.to_dict() | {"spec": spec.model_dump(mode="json")}
+                      for r, spec in zip(results, arm.rules, strict=True)])
 
 
 ProgressFn = Callable[[CellOutput, int, int], None]

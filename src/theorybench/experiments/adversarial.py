@@ -166,6 +166,8 @@ class _Data:
             train.append(perm[p.n_val : p.n_val + n_train])
             rest = perm[p.n_val + n_train :] if test_pool is None else test_pool
             test.append(rest[: p.n_test] if p.n_test else rest)
+            if len(test[-1]) == 0:
+                raise ValueError(f"{p.dataset}: no examples left for the test split")
             y_train = self.y[train[-1]].clone()
             flip = torch.rand(n_train, generator=g) < p.label_noise
             shift = torch.randint(1, self.num_classes, (n_train,), generator=g)

@@ -38,7 +38,7 @@ directions ``u`` (1-D: ``+1`` and ``−1``; else ``n_directions`` random ones) a
   degree-2 fit: the curvature a line misses); the relative errors ``‖f − y‖₂ / ‖y‖₂`` on the
   training set (``train_rel_err``) and on a grid of ``h`` over ``error_range``
   (``extrap_rel_err``; ``[0, 1]`` is Wu et al.'s test range outside the training range);
-* ``phase = curve``: prediction (``output``) and ``target`` at ``x`` on a grid over
+* ``phase = curve``: prediction (``output``) and target value (``truth``) at ``x`` on a grid over
   ``±curve_extent · r`` along the first direction (``region``: ``train`` or ``extrapolation``),
   for plots.
 
