@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from theorybench.experiments.overparam import (
@@ -87,7 +88,8 @@ def test_constant_step_noise_ball_scales_like_sqrt_step() -> None:
     seeds = tuple(range(8))
     big = sgd_step_schedule(SGDStepParams(step=0.08, **base), seeds, CPU)["late_move"].mean()
     small = sgd_step_schedule(SGDStepParams(step=0.02, **base), seeds, CPU)["late_move"].mean()
-    assert 1.5 < big / small < 2.7  # √4 = 2
+    ratio = big / small
+    assert ratio == pytest.approx(2.0, abs=0.7)  # √(0.08 / 0.02) = 2
 
 
 def test_inverse_step_iterates_approach_the_minimizer() -> None:
