@@ -164,8 +164,9 @@ def write_record(record: RunRecord, folder: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(record.to_dict(), handle, indent=1, allow_nan=False)
+            json.dump(record.to_dict(), handle, separators=(",", ":"), allow_nan=False)
             handle.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; records are for everyone
         os.link(tmp, final)  # fails if the name exists: a record is never overwritten
     finally:
         os.unlink(tmp)
