@@ -10,6 +10,13 @@ the interval with the rule's threshold in the direction the claim predicts:
 
 So a one-sided error rate of at most ``(1 - confidence) / 2`` for ``holds`` when the true effect
 sits exactly at the threshold, and less beyond it.
+
+Every result also carries two one-sided p-values from the same test whose inversion gives the
+interval: ``p_holds`` (of the null "the claim does not hold") and ``p_refuted`` (of the null
+"the claim is not refuted"). The decision is taken on them (:func:`decide_p`): ``holds`` ⇔
+``p_holds ≤ level``, ``refuted`` ⇔ ``p_refuted ≤ level``, with ``level = (1 − confidence) / 2``;
+for a single test this is the interval decision above. Rules that combine several tests state
+how (intersection–union for ``holds``: the largest p-value; Bonferroni for ``refuted``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,11 @@ class RuleSpec(BaseModel):
     )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="two-sided interval level")
     label: str | None = Field(None, description="a short name shown in reports")
+    id: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9_-]+$",
+        description="name of the rule within its list (a control's `breaks` refers to it)",
+    )
 
 
 @dataclass
@@ -53,6 +65,11 @@ class RuleResult:
     threshold: float | None
     summary: str
     detail: dict[str, Any] = field(default_factory=dict)
+    p_holds: float = 1.0
+    p_refuted: float = 1.0
+    level: float = 0.025
+    p_refuted_holm: float | None = None
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +90,15 @@ def decide(ci_low: float, ci_high: float, threshold: float, claimed: str) -> Dec
             return "refuted"
         return "inconclusive"
     raise ValueError(f"claimed side must be 'above' or 'below', got {claimed!r}")
+
+
+def decide_p(p_holds: float, p_refuted: float, level: float) -> Decision:
+    """The decision from the two one-sided p-values at one-sided ``level``."""
+    if p_holds <= level:
+        return "holds"
+    if p_refuted <= level:
+        return "refuted"
+    return "inconclusive"
 
 
 def select(table: pd.DataFrame, spec: RuleSpec, *columns: str) -> pd.DataFrame:

@@ -13,11 +13,22 @@ averaged over the key's other columns to one ``d_s`` per seed (common random num
 pairing remove the seed-to-seed variation both arms share). The effect is ``mean_s d_s``, in
 metric units (or as a fraction of ``b``).
 
-Interval: Student-t over the per-seed ``d_s``.
+Interval and p-values: the Student-t test of ``mean_s d_s`` against the threshold, ``T =
+(d̄ − threshold) / (s / √n)`` on ``n − 1`` degrees of freedom, interval ``d̄ ± t_{1−α/2, n−1} s /
+√n`` (clipped to ``bounds``, e.g. [−1, 1] for a difference of two fractions). When every seed
+gives the same difference (``s = 0``, e.g. one arm converges on every trajectory and the other
+never), the t interval would have zero width; the rule then uses the sign test on how many seeds
+lie on the claimed side (effect = that fraction, Clopper–Pearson interval, threshold ½; 6 seeds
+needed at confidence 0.95).
 
-Decision: ``a_greater``: ``decide(low, high, margin, "above")``, i.e. ``a − b > margin``;
-``a_less``: ``decide(low, high, −margin, "below")``, i.e. ``b − a > margin``. A negative margin
-states non-inferiority ("``a`` is not worse than ``b`` by more than ``|margin|``").
+Decision: ``a_greater``: holds when ``a − b > margin`` (``p_holds = P(t_{n−1} ≥ T)``);
+``a_less``: holds when ``a − b < −margin``, i.e. ``b − a > margin``. A negative margin states
+non-inferiority ("``a`` is not worse than ``b`` by more than ``|margin|``").
+
+Calibration (``docs/calibration.md``; confidence 0.95, nominal 0.025, 3–16 seeds, normal,
+Student t₃ and integer-rounded noise, seed effects shared by the arms): worst measured rate of
+``holds`` at ``a − b = margin`` 0.027 ± 0.003; power 0.50–1.00 at a true difference one SD of
+the paired difference beyond the margin.
 """
 
 from __future__ import annotations
@@ -29,8 +40,15 @@ import pandas as pd
 from pydantic import Field
 
 from theorybench.registry import rule
-from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, Scalar, decide, select
-from theorybench.verdict.stats import fmt, jsonable, require_seeds, t_interval
+from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, Scalar, decide_p, select
+from theorybench.verdict.stats import (
+    clip,
+    fmt,
+    jsonable,
+    one_sided_level,
+    require_seeds,
+    side_test,
+)
 
 
 class CompareSpec(RuleSpec):
@@ -50,6 +68,9 @@ class CompareSpec(RuleSpec):
         default_factory=list,
         description="columns besides seed that identify paired rows (e.g. step, eps)",
     )
+    bounds: tuple[float | None, float | None] | None = Field(
+        None, description="range of the difference (e.g. [-1, 1]); intervals are clipped to it"
+    )
 
 
 def _arm(rows: pd.DataFrame, spec: CompareSpec, value: Scalar, keys: list[str]) -> pd.Series:
@@ -62,7 +83,7 @@ def _arm(rows: pd.DataFrame, spec: CompareSpec, value: Scalar, keys: list[str]) 
 
 @rule(CompareSpec)
 def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
-    """Mean paired difference ``a − b`` over seeds, t interval."""
+    """Mean paired difference ``a − b`` over seeds, t test (sign test when seeds agree)."""
     keys = ["seed", *spec.pair_on]
     rows = select(table, spec, spec.by, *keys)
     rows = rows.assign(**{spec.metric: rows[spec.metric].astype(float)})
@@ -76,18 +97,33 @@ def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) ->
         diff = diff / paired["b"].abs()
     per_seed = diff.groupby(level="seed").mean()
     require_seeds(per_seed.index, spec)
-    effect, low, high = (float(v) for v in t_interval(per_seed.to_numpy(), spec.confidence))
     if spec.direction == "a_greater":
-        threshold, side, word = spec.margin, "above", ">"
+        threshold, word = spec.margin, ">"
     else:
-        threshold, side, word = -spec.margin, "below", "<"
-    decision = decide(low, high, threshold, side)
+        threshold, word = -spec.margin, "<"
+    above = spec.direction == "a_greater"
+    test = side_test(per_seed.to_numpy(dtype=float), threshold, above, spec.confidence)
+    effect, low, high = float(test["effect"]), float(test["low"]), float(test["high"])
+    p_holds, p_refuted = float(test["p_holds"]), float(test["p_refuted"])
+    level = one_sided_level(spec.confidence)
+    decision = decide_p(p_holds, p_refuted, level)
     unit = " (relative)" if spec.relative else ""
-    summary = (
-        f"{spec.metric}({spec.by}={spec.a}) - {spec.metric}({spec.by}={spec.b}){unit} = "
-        f"{fmt(effect)} [{fmt(low)}, {fmt(high)}] paired over {len(per_seed)} seeds, "
-        f"claimed {word} {fmt(threshold)}"
-    )
+    difference = f"{spec.metric}({spec.by}={spec.a}) - {spec.metric}({spec.by}={spec.b}){unit}"
+    if bool(test["sign"]):
+        interval = "sign test: every seed gives the same difference (clopper-pearson)"
+        summary = (
+            f"{difference} = {fmt(float(per_seed.iloc[0]))} on every one of {len(per_seed)} "
+            f"seeds: fraction {word} {fmt(threshold)} = {fmt(effect)} [{fmt(low)}, {fmt(high)}] "
+            f"(sign test)"
+        )
+        threshold = 0.5
+    else:
+        low, high = clip(low, spec.bounds), clip(high, spec.bounds)
+        interval = "student-t over per-seed paired differences"
+        summary = (
+            f"{difference} = {fmt(effect)} [{fmt(low)}, {fmt(high)}] paired over "
+            f"{len(per_seed)} seeds, claimed {word} {fmt(threshold)}"
+        )
     return RuleResult(
         rule="compare",
         metric=spec.metric,
@@ -104,7 +140,7 @@ def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) ->
                 "b": spec.b,
                 "direction": spec.direction,
                 "relative": spec.relative,
-                "interval": "student-t over per-seed paired differences",
+                "interval": interval,
                 "mean_a": paired["a"].mean(),
                 "mean_b": paired["b"].mean(),
                 "n_pairs": len(paired),
@@ -113,4 +149,7 @@ def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) ->
                 "n_seeds": len(per_seed),
             }
         ),
+        p_holds=p_holds,
+        p_refuted=p_refuted,
+        level=level,
     )

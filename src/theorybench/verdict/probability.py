@@ -12,7 +12,18 @@ Interval: exact Clopper–Pearson by default (coverage at least ``confidence`` f
 nominal on average. The rows are taken as independent trials: when several trials share a seed
 (one network, many starts) and the seeds matter, reduce to one row per seed first.
 
-Decision: ``decide(low, high, value, "above")`` for ``>``, ``"below"`` for ``<``.
+P-values: for Clopper–Pearson the exact binomial tails ``P(Bin(n, value) ≥ k)`` (evidence for
+``p > value``) and ``P(Bin(n, value) ≤ k)`` (for ``p < value``); for Wilson the score test
+``z = (p̂ − value) / √(value (1 − value) / n)`` with normal tails (the Wilson interval is its
+inversion). ``p_holds`` is the tail on the claimed side, ``p_refuted`` the other one.
+
+Decision: ``decide_p(p_holds, p_refuted, (1 − confidence)/2)``, equal to the interval decision
+``decide(low, high, value, "above")`` for ``>`` (``"below"`` for ``<``).
+
+Calibration (``docs/calibration.md``; confidence 0.95, nominal 0.025; 3–16 seeds × 8 0/1
+trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): Clopper–Pearson worst measured rate of
+``holds`` at ``p = value`` 0.025 (exact). Wilson is not calibrated at every ``(n, value)`` and is
+kept for comparison only; specs should use the default.
 """
 
 from __future__ import annotations
@@ -22,10 +33,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from scipy import stats as sps
 
 from theorybench.registry import rule
-from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide, select
-from theorybench.verdict.stats import clopper_pearson, fmt, wilson
+from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
+from theorybench.verdict.stats import fmt, one_sided_level, proportion_test, wilson
 
 
 class ProbabilitySpec(RuleSpec):
@@ -35,6 +47,23 @@ class ProbabilitySpec(RuleSpec):
     interval: Literal["clopper-pearson", "wilson"] = Field(
         "clopper-pearson", description="interval for the binomial proportion"
     )
+
+
+def proportion_pvalues(
+    k: np.ndarray | int, n: np.ndarray | int, value: float, interval: str, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(p_above, p_below, low, high)`` for ``k`` successes of ``n``, vectorised."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if interval == "clopper-pearson":
+        test = proportion_test(k, k, n, value, confidence)
+        return test["p_above"], test["p_below"], test["low"], test["high"]
+    low, high = np.vectorize(lambda kk, nn: wilson(int(kk), int(nn), confidence))(k, n)
+    if value in (0.0, 1.0):
+        up = np.where(k / n > value, 0.0, 1.0)
+        down = np.where(k / n < value, 0.0, 1.0)
+        return up, down, low, high
+    z = (k / n - value) / np.sqrt(value * (1 - value) / n)
+    return sps.norm.sf(z), sps.norm.cdf(z), low, high
 
 
 @rule(ProbabilitySpec)
@@ -47,9 +76,10 @@ def probability(spec: ProbabilitySpec, table: pd.DataFrame, rng: np.random.Gener
         raise RuleError(f"probability needs a 0/1 metric; {spec.metric!r} has values {odd}")
     n, k = len(values), int(values.sum())
     effect = k / n
-    interval = clopper_pearson if spec.interval == "clopper-pearson" else wilson
-    low, high = interval(k, n, spec.confidence)
-    decision = decide(low, high, spec.value, "above" if spec.op == ">" else "below")
+    up, down, low, high = proportion_pvalues(k, n, spec.value, spec.interval, spec.confidence)
+    p_holds, p_refuted = (float(up), float(down)) if spec.op == ">" else (float(down), float(up))
+    level = one_sided_level(spec.confidence)
+    decision = decide_p(p_holds, p_refuted, level)
     summary = (
         f"P({spec.metric}) = {k}/{n} = {fmt(effect)} [{fmt(low)}, {fmt(high)}] "
         f"({spec.interval}), claimed {spec.op} {fmt(spec.value)}"
@@ -64,4 +94,7 @@ def probability(spec: ProbabilitySpec, table: pd.DataFrame, rng: np.random.Gener
         threshold=spec.value,
         summary=summary,
         detail={"op": spec.op, "interval": spec.interval, "successes": k, "trials": n},
+        p_holds=p_holds,
+        p_refuted=p_refuted,
+        level=level,
     )
