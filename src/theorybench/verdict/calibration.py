@@ -36,10 +36,10 @@ Boundaries (the "threshold" column) and power effects:
 * ``peak`` (uniform grid, window = the middle level's cell): ``excess`` boundary: the peak
   exceeds the right end by exactly ``min_excess`` = 5 noise SDs, every other level 10 below;
   ``location`` boundary: the level right of the window ties with the peak (``min_excess`` 1).
-  Power: peak 8 noise SDs above every other level, ``min_excess`` 5.
+  Power: the peak 13 noise SDs above every other level.
 
 The rates are computed in bulk with the rules' own vectorised statistics (``trend_test``,
-``side_test``, ``bound_test``, ``proportion_pvalues``, ``bound_violations``, ``peak_test``); the
+``side_test``, ``bound_test``, ``proportion_test``, ``bound_violations``, ``peak_test``); the
 first ``rule_checks`` null draws of every row are also built as tables and passed through the
 registered rule, and ``mismatches`` counts disagreements (there are none).
 
@@ -63,9 +63,8 @@ from scipy import stats as sps
 from theorybench.verdict import evaluate, parse_rule
 from theorybench.verdict.degree import bound_violations, fitted_degrees
 from theorybench.verdict.peak import peak_test
-from theorybench.verdict.probability import proportion_pvalues
 from theorybench.verdict.rate import log_slopes
-from theorybench.verdict.stats import kendall_tau, one_sided_level, side_test
+from theorybench.verdict.stats import kendall_tau, one_sided_level, proportion_test, side_test
 from theorybench.verdict.threshold import bound_test
 from theorybench.verdict.trend import trend_test
 
@@ -268,7 +267,8 @@ def _cases() -> Iterator[Case]:  # noqa: C901  (one block per rule, read top to 
                     return observe(beta * k + noise(rng, kind, (r, n, len(k))), kind)
 
                 def holds_r(logs, k=k):
-                    return side_test(log_slopes(k, logs), 0.0, False, CONFIDENCE)["p_holds"] <= level
+                    test = side_test(log_slopes(k, logs), 0.0, False, CONFIDENCE)
+                    return test["p_holds"] <= level
 
                 def table_r(logs, k=k):
                     n_seeds = logs.shape[0]
@@ -295,10 +295,8 @@ def _cases() -> Iterator[Case]:  # noqa: C901  (one block per rule, read top to 
 
                 def holds_p(y, value=value, op=op):
                     k = y.sum(axis=-1)
-                    up, down, _, _ = proportion_pvalues(
-                        k, y.shape[-1], value, "clopper-pearson", CONFIDENCE
-                    )
-                    return (up if op == ">" else down) <= level
+                    test = proportion_test(k, k, y.shape[-1], value, CONFIDENCE)
+                    return test["p_above" if op == ">" else "p_below"] <= level
 
                 def table_p(y):
                     return pd.DataFrame(
@@ -458,7 +456,7 @@ def _markdown(rows: list[dict[str, Any]], n_draws: int, n_power: int) -> str:
         "",
         "## Summary",
         "",
-        "| rule | variant | rows | worst rate ± s.e. | nominal | power (min–max) | effect for power |",
+        "| rule | variant | rows | worst rate ± s.e. | nominal | power (min–max) | power at |",
         "|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -6,24 +6,24 @@ an attack); e.g. "at least 90% of trajectories end on the spurious cycle".
 
 Effect: the fraction ``p̂ = k / n`` of the ``n`` selected rows whose metric is 1.
 
-Interval: exact Clopper–Pearson by default (coverage at least ``confidence`` for every true
-``p``, so ``holds`` never comes out more often than ``(1 − confidence) / 2`` when ``p = value``);
-``interval: wilson`` gives the shorter Wilson score interval, whose coverage is only close to
-nominal on average. The rows are taken as independent trials: when several trials share a seed
-(one network, many starts) and the seeds matter, reduce to one row per seed first.
+Interval: exact Clopper–Pearson ``[Beta⁻¹(α/2; k, n − k + 1), Beta⁻¹(1 − α/2; k + 1, n − k)]``
+(coverage at least ``confidence`` for every true ``p``, so ``holds`` never comes out more often
+than ``(1 − confidence) / 2`` when ``p = value``; inside [0, 1] and never of zero width). The
+Wilson score interval is not offered: its one-sided error exceeds the nominal level for ``p``
+near 0 or 1, which is where these claims live (``value`` 0.9, 0.95). The rows are taken as
+independent trials: when several trials share a seed (one network, many starts) and the seeds
+matter, reduce to one row per seed first.
 
-P-values: for Clopper–Pearson the exact binomial tails ``P(Bin(n, value) ≥ k)`` (evidence for
-``p > value``) and ``P(Bin(n, value) ≤ k)`` (for ``p < value``); for Wilson the score test
-``z = (p̂ − value) / √(value (1 − value) / n)`` with normal tails (the Wilson interval is its
-inversion). ``p_holds`` is the tail on the claimed side, ``p_refuted`` the other one.
+P-values: the exact binomial tails ``P(Bin(n, value) ≥ k)`` (evidence for ``p > value``) and
+``P(Bin(n, value) ≤ k)`` (for ``p < value``); ``p_holds`` is the tail on the claimed side,
+``p_refuted`` the other one.
 
 Decision: ``decide_p(p_holds, p_refuted, (1 − confidence)/2)``, equal to the interval decision
 ``decide(low, high, value, "above")`` for ``>`` (``"below"`` for ``<``).
 
 Calibration (``docs/calibration.md``; confidence 0.95, nominal 0.025; 3–16 seeds × 8 0/1
 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): Clopper–Pearson worst measured rate of
-``holds`` at ``p = value`` 0.025 (exact). Wilson is not calibrated at every ``(n, value)`` and is
-kept for comparison only; specs should use the default.
+``holds`` at ``p = value`` 0.025 (exact binomial).
 """
 
 from __future__ import annotations
@@ -33,37 +33,19 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from scipy import stats as sps
 
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
-from theorybench.verdict.stats import fmt, one_sided_level, proportion_test, wilson
+from theorybench.verdict.stats import fmt, one_sided_level, proportion_test
 
 
 class ProbabilitySpec(RuleSpec):
     rule: Literal["probability"]
     op: Literal["<", ">"] = Field(description="the claimed side of `value`")
     value: float = Field(ge=0.0, le=1.0, description="probability the fraction is compared with")
-    interval: Literal["clopper-pearson", "wilson"] = Field(
-        "clopper-pearson", description="interval for the binomial proportion"
+    interval: Literal["clopper-pearson"] = Field(
+        "clopper-pearson", description="interval for the binomial proportion (exact)"
     )
-
-
-def proportion_pvalues(
-    k: np.ndarray | int, n: np.ndarray | int, value: float, interval: str, confidence: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(p_above, p_below, low, high)`` for ``k`` successes of ``n``, vectorised."""
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    if interval == "clopper-pearson":
-        test = proportion_test(k, k, n, value, confidence)
-        return test["p_above"], test["p_below"], test["low"], test["high"]
-    low, high = np.vectorize(lambda kk, nn: wilson(int(kk), int(nn), confidence))(k, n)
-    if value in (0.0, 1.0):
-        up = np.where(k / n > value, 0.0, 1.0)
-        down = np.where(k / n < value, 0.0, 1.0)
-        return up, down, low, high
-    z = (k / n - value) / np.sqrt(value * (1 - value) / n)
-    return sps.norm.sf(z), sps.norm.cdf(z), low, high
 
 
 @rule(ProbabilitySpec)
@@ -76,8 +58,10 @@ def probability(spec: ProbabilitySpec, table: pd.DataFrame, rng: np.random.Gener
         raise RuleError(f"probability needs a 0/1 metric; {spec.metric!r} has values {odd}")
     n, k = len(values), int(values.sum())
     effect = k / n
-    up, down, low, high = proportion_pvalues(k, n, spec.value, spec.interval, spec.confidence)
-    p_holds, p_refuted = (float(up), float(down)) if spec.op == ">" else (float(down), float(up))
+    test = proportion_test(k, k, n, spec.value, spec.confidence)
+    low, high = float(test["low"]), float(test["high"])
+    up, down = float(test["p_above"]), float(test["p_below"])
+    p_holds, p_refuted = (up, down) if spec.op == ">" else (down, up)
     level = one_sided_level(spec.confidence)
     decision = decide_p(p_holds, p_refuted, level)
     summary = (

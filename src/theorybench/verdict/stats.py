@@ -2,16 +2,9 @@
 
 All intervals are two-sided at level ``confidence`` (``c``), with ``α = 1 − c``.
 
-* **Student-t interval** of a mean over ``n`` independent units (seeds):
-  ``x̄ ± t_{1−α/2, n−1} · s / √n`` with ``s`` the sample standard deviation (``ddof = 1``).
-  It collapses to a point when every unit agrees (``s = 0``).
-* **Percentile bootstrap** over seeds: resample the ``n`` seeds with replacement ``B`` times,
-  recompute the statistic, take the ``α/2`` and ``1 − α/2`` quantiles of the ``B`` values.
 * **Clopper–Pearson** (exact) interval of a binomial proportion ``k / n``:
   ``[Beta⁻¹(α/2; k, n − k + 1), Beta⁻¹(1 − α/2; k + 1, n − k)]`` (0 when ``k = 0``, 1 when
   ``k = n``). Coverage is at least ``c`` for every true proportion.
-* **Wilson score** interval: ``(k + z²/2) / (n + z²) ± z / (n + z²) · √(k(n − k)/n + z²/4)``
-  with ``z = Φ⁻¹(1 − α/2)``; coverage close to ``c`` on average, not guaranteed.
 * **Kendall's τ_b** between ``x`` and ``y``: ``Σ_{i,j} sx_ij sy_ij / √(Σ sx_ij² · Σ sy_ij²)`` with
   ``sx_ij = sign(x_i − x_j)``, ``sy_ij = sign(y_i − y_j)`` over the pairs where both are defined.
 
@@ -52,45 +45,10 @@ MIN_SEEDS = 3
 """A rule whose interval is over seeds needs at least this many seeds."""
 
 
-def t_interval(
-    values: np.ndarray, confidence: float, axis: int = -1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean of ``values`` along ``axis`` with its Student-t interval: ``(mean, low, high)``."""
-    v = np.asarray(values, dtype=float)
-    n = v.shape[axis]
-    if n < 2:
-        raise ValueError(f"a t interval needs at least 2 values, got {n}")
-    mean = v.mean(axis=axis)
-    half = sps.t.ppf(0.5 + confidence / 2, n - 1) * v.std(axis=axis, ddof=1) / np.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def bootstrap_rows(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
-    """``n_boot`` resamples of ``range(n)`` with replacement, shape ``(n_boot, n)``."""
-    return rng.integers(0, n, size=(n_boot, n))
-
-
-def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The ``α/2`` and ``1 − α/2`` quantiles of bootstrap ``samples``."""
-    alpha = 1.0 - confidence
-    low, high = np.quantile(np.asarray(samples, dtype=float), [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Exact binomial interval for ``k`` successes in ``n`` trials."""
-    alpha = 1.0 - confidence
-    low = 0.0 if k == 0 else float(sps.beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(sps.beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return low, high
-
-
-def wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes in ``n`` trials."""
-    z = float(sps.norm.ppf(0.5 + confidence / 2))
-    centre = (k + z**2 / 2) / (n + z**2)
-    half = z / (n + z**2) * np.sqrt(k * (n - k) / n + z**2 / 4)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    """Exact binomial interval for ``k`` successes in ``n`` trials (:func:`cp_bounds`)."""
+    low, high = cp_bounds(k, k, n, confidence)
+    return float(low), float(high)
 
 
 def kendall_tau(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -161,10 +161,10 @@ def trend(spec: TrendSpec, table: pd.DataFrame, rng: np.random.Generator) -> Rul
             "step_p": test["step_p"],
             "p_monotone": float(test["p_monotone"]),
         }
+        step = [float(test[key][weakest]) for key in ("step_effect", "step_low", "step_high")]
         summary += (
-            f"; weakest step {fmt(levels[weakest])}→{fmt(levels[weakest + 1])}: "
-            f"fraction of seeds stepping the claimed way {fmt(float(test['step_effect'][weakest]))} "
-            f"[{fmt(float(test['step_low'][weakest]))}, {fmt(float(test['step_high'][weakest]))}]"
+            f"; weakest step {fmt(levels[weakest])}→{fmt(levels[weakest + 1])}: a fraction "
+            f"{fmt(step[0])} [{fmt(step[1])}, {fmt(step[2])}] of seeds step the claimed way"
         )
     return RuleResult(
         rule="trend",
