@@ -62,10 +62,10 @@ def test_negative_margin_states_non_inferiority():
 
 
 def test_relative_difference():
-    table = arms(0.0, 0.0)
+    table = arms(0.0, 1e-6)
     table.loc[table["method"] == "a", "err"] *= 0.9
     result = run(table, a="a", b="b", direction="a_less", relative=True, margin=0.05)
-    assert result.effect == pytest.approx(-0.1)
+    assert result.effect == pytest.approx(-0.1, abs=1e-5)
     assert result.decision == "holds"
     assert run(table, a="a", b="b", direction="a_less", relative=True, margin=0.2).decision == (
         "refuted"
@@ -100,3 +100,27 @@ def test_errors():
         run(table.drop(columns="method"), a="a", b="b", direction="a_less")
     with pytest.raises(RuleError, match="at least 3 seeds"):
         run(arms(0.5, 0.05, n_seeds=2), a="a", b="b", direction="a_less")
+
+
+def test_identical_differences_do_not_collapse_the_interval():
+    # one arm converges on every trajectory, the other never: d = 1 on every seed
+    table = pd.DataFrame(
+        {"seed": np.tile(np.arange(6), 2), "method": ["a"] * 6 + ["b"] * 6,
+         "err": [1.0] * 6 + [0.0] * 6}
+    )
+    result = run(table, a="a", b="b", direction="a_greater", margin=0.5)
+    assert result.decision == "holds" and result.effect == 1.0
+    assert 0.5 < result.ci_low < result.ci_high == 1.0
+    less = run(table, a="a", b="b", direction="a_less", margin=0.5)
+    assert less.decision == "refuted" and less.effect == 0.0 and less.ci_high < 0.5
+    assert run(table[table.seed < 4], a="a", b="b", direction="a_greater").decision == (
+        "inconclusive"
+    )
+
+
+def test_p_values_match_the_decision_and_bounds_clip():
+    table = arms(-0.05, 0.1, n_seeds=5)
+    result = run(table, a="a", b="b", direction="a_less", bounds=[-0.06, 1.0])
+    assert result.ci_low == -0.06
+    assert (result.decision == "holds") == (result.p_holds <= 0.025)
+    assert (result.decision == "refuted") == (result.p_refuted <= 0.025)

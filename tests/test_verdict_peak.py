@@ -1,4 +1,5 @@
-"""``peak``: location of the maximum of the seed-mean curve and its height over both ends."""
+"""``peak``: confidence set for the best grid level against a window, and the excess over both
+ends."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from theorybench.verdict import RuleError, evaluate, parse_rule
 from theorybench.verdict.base import RuleResult
-from theorybench.verdict.peak import peak_location
+from theorybench.verdict.peak import grid_cells
 
 RATIOS = 2.0 ** np.arange(-3, 4)  # 0.125 ... 8
 
@@ -41,8 +42,8 @@ def bump(at: float):
 def test_interior_peak_in_the_window_holds():
     result = run(curve(bump(1.0)), window=[0.5, 2.0], log_along=True)
     assert result.decision == "holds"
-    assert result.effect == pytest.approx(1.0, rel=0.1)
-    assert 0.5 < result.ci_low <= result.ci_high < 2.0
+    assert result.effect == 1.0
+    assert (result.ci_low, result.ci_high) == pytest.approx((2**-0.5, 2**0.5))
     assert result.detail["peak_level"] == 1.0
     assert result.detail["location_decision"] == result.detail["excess_decision"] == "holds"
 
@@ -78,12 +79,27 @@ def test_min_excess():
     assert run(table, window=[0.5, 2.0], log_along=True, min_excess=1.0).decision == "refuted"
 
 
-def test_parabola_vertex_is_exact():
-    u = np.array([0.0, 1.0, 3.0, 4.0])
-    assert peak_location(u, -((u - 1.4) ** 2)) == pytest.approx(1.4)
-    assert peak_location(u, u) == 4.0
-    batch = peak_location(u, np.stack([-((u - 2.5) ** 2), -u]))
-    assert batch == pytest.approx([2.5, 0.0])
+def test_grid_cells():
+    left, right = grid_cells(np.array([0.0, 1.0, 3.0, 4.0]))
+    assert left == pytest.approx([-0.5, 0.5, 2.0, 3.5])
+    assert right == pytest.approx([0.5, 2.0, 3.5, 4.5])
+
+
+def test_location_interval_is_never_narrower_than_the_grid_even_when_seeds_agree():
+    result = run(curve(bump(1.0), noise=0.0), window=[0.5, 2.0], log_along=True)
+    assert result.detail["kept_levels"] == [1.0]
+    assert np.log(result.ci_high) - np.log(result.ci_low) == pytest.approx(np.log(2.0))
+    assert result.decision == "holds"
+
+
+def test_a_tie_just_outside_the_window_is_not_a_peak_inside_it():
+    table = curve(lambda x: np.where((x == 1.0) | (x == 2.0), 1.0, 0.0))
+    result = run(table, window=[0.7, 1.4], log_along=True)
+    assert set(result.detail["kept_levels"]) == {1.0, 2.0}
+    assert result.detail["location_decision"] == "inconclusive"
+    assert result.ci_low == pytest.approx(2**-0.5) and result.ci_high == pytest.approx(2**1.5)
+    assert result.decision == "inconclusive"
+    assert (result.p_holds > 0.025) and (result.p_refuted > 0.025)
 
 
 def test_incomplete_seeds_are_dropped_and_detail_is_json():

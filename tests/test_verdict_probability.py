@@ -38,12 +38,18 @@ def test_few_trials_are_inconclusive():
 @pytest.mark.parametrize(("k", "n"), [(0, 20), (7, 20), (20, 20), (95, 100)])
 def test_intervals_match_scipy(k, n):
     exact = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
-    score = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
     cp = run(trials(k, n), op=">", value=0.5)
-    wi = run(trials(k, n), op=">", value=0.5, interval="wilson")
     assert (cp.ci_low, cp.ci_high) == pytest.approx((exact.low, exact.high))
-    assert (wi.ci_low, wi.ci_high) == pytest.approx((score.low, score.high))
-    assert cp.effect == wi.effect == k / n
+    assert cp.effect == k / n
+    assert cp.p_holds == pytest.approx(stats.binomtest(k, n, 0.5, alternative="greater").pvalue)
+    assert cp.p_refuted == pytest.approx(stats.binomtest(k, n, 0.5, alternative="less").pvalue)
+    assert 0.0 <= cp.ci_low < cp.ci_high <= 1.0
+
+
+def test_wilson_is_not_offered():
+    with pytest.raises(ValueError, match="clopper-pearson"):
+        parse_rule({"rule": "probability", "metric": "t", "op": ">", "value": 0.5,
+                    "interval": "wilson"})
 
 
 def test_clopper_pearson_holds_at_most_alpha_over_2_at_the_threshold():

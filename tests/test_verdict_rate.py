@@ -18,12 +18,18 @@ def run(table: pd.DataFrame, **fields) -> RuleResult:
     return result
 
 
-def decay(rho: float | np.ndarray, n_seeds: int = 5, steps: int = 200) -> pd.DataFrame:
-    """loss_s(k) = C_s · rho_s^k with a different C_s per seed."""
+def decay(
+    rho: float | np.ndarray, n_seeds: int = 5, steps: int = 200, jitter: float = 1e-7
+) -> pd.DataFrame:
+    """loss_s(k) = C_s · rho_s^k · exp(jitter · z) with a different C_s per seed."""
     k = np.arange(steps)
     rho = np.broadcast_to(np.asarray(rho, dtype=float), (n_seeds,))
+    rng = np.random.default_rng(0)
     return pd.concat(
-        pd.DataFrame({"seed": s, "step": k, "loss": (1.0 + s) * rho[s] ** k})
+        pd.DataFrame(
+            {"seed": s, "step": k,
+             "loss": (1.0 + s) * rho[s] ** k * np.exp(jitter * rng.normal(size=steps))}
+        )
         for s in range(n_seeds)
     )
 
@@ -65,6 +71,15 @@ def test_predicted_rate():
     assert faster.detail["seed_predicted"] == pytest.approx([np.log(0.995)] * 5)
     assert run(table.assign(bound=np.log(0.98)), predicted_column="bound").decision == "refuted"
     json.dumps(faster.to_dict())
+
+
+def test_identical_slopes_use_the_sign_test():
+    five = run(decay(0.99, jitter=0.0), op="<", value=0.0)
+    assert "sign test" in five.detail["interval"] and five.decision == "inconclusive"
+    assert 0.0 <= five.ci_low < five.ci_high <= 1.0
+    six = run(decay(0.99, n_seeds=6, jitter=0.0), op="<", value=0.0)
+    assert six.decision == "holds" and six.effect == 1.0 and six.threshold == 0.5
+    assert six.p_holds == pytest.approx(0.5**6)
 
 
 def test_spread_of_seeds_around_flat_is_inconclusive():

@@ -50,6 +50,7 @@ registered rule, and ``mismatches`` counts disagreements (there are none).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -135,6 +136,7 @@ def _seed_table(values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"seed": np.arange(len(values)), "y": values})
 
 
+@functools.cache
 def _trend_slope(n_levels: int, kind: str, min_effect: float) -> float:
     """β with ``P(τ_s > min_effect) = ½`` for ``y(j) = observe(β j + noise)`` (bisection with
     common random numbers)."""
@@ -162,10 +164,9 @@ def _cases() -> Iterator[Case]:  # noqa: C901  (one block per rule, read top to 
         x = np.arange(n_levels, dtype=float)
         for kind in NOISES:
             for min_effect in (0.3, 0.5):
-                beta = _trend_slope(n_levels, kind, min_effect)
                 for n in SEEDS:
-                    def draw(rng, r, effect, n=n, kind=kind, beta=beta, x=x):
-                        slope = 1.0 if effect else beta
+                    def draw(rng, r, effect, n=n, kind=kind, x=x, min_effect=min_effect):
+                        slope = 1.0 if effect else _trend_slope(len(x), kind, min_effect)
                         return observe(slope * x + noise(rng, kind, (r, n, len(x))), kind)
 
                     def holds(y, x=x, min_effect=min_effect):
@@ -423,9 +424,13 @@ def cases(
     ]
 
 
+N_DRAWS = 4000
+N_POWER = 1000
+
+
 def calibration_table(
-    n_draws: int = 4000,
-    n_power: int = 1000,
+    n_draws: int = N_DRAWS,
+    n_power: int = N_POWER,
     seed: int = 0,
     rule_checks: int = 5,
     selected: list[Case] | None = None,
@@ -493,8 +498,8 @@ def _markdown(rows: list[dict[str, Any]], n_draws: int, n_power: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write the docs page and JSON")
-    parser.add_argument("--draws", type=int, default=4000)
-    parser.add_argument("--power-draws", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=N_DRAWS)
+    parser.add_argument("--power-draws", type=int, default=N_POWER)
     parser.add_argument("--rule", action="append", help="only these rules")
     args = parser.parse_args(argv)
     selected = cases(set(args.rule)) if args.rule else None

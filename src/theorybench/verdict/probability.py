@@ -21,9 +21,11 @@ P-values: the exact binomial tails ``P(Bin(n, value) ≥ k)`` (evidence for ``p 
 Decision: ``decide_p(p_holds, p_refuted, (1 − confidence)/2)``, equal to the interval decision
 ``decide(low, high, value, "above")`` for ``>`` (``"below"`` for ``<``).
 
-Calibration (``docs/calibration.md``; confidence 0.95, nominal 0.025; 3–16 seeds × 8 0/1
-trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): Clopper–Pearson worst measured rate of
-``holds`` at ``p = value`` 0.025 (exact binomial).
+Calibration (``docs/calibration.md``; confidence 0.95, nominal 0.025, 4000 tables per row; 3–16
+seeds × 8 0/1 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): worst measured rate of
+``holds`` at ``p = value`` 0.027 ± 0.003 (the exact rate is ≤ 0.025 by construction); power at
+``p = value + ¾ (1 − value)`` for ``>``: 0 where 8n trials cannot clear ``value`` (e.g. 0.95 with
+≤ 8 seeds), up to 1.00; at ``p = value / 4`` for ``<``: 0.97–1.00.
 """
 
 from __future__ import annotations
