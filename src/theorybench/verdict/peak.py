@@ -159,7 +159,7 @@ def peak(spec: PeakSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleR
     test = peak_test(u, y, window, spec.min_excess, spec.confidence)
 
     level = one_sided_level(spec.confidence)
-    kept = np.flatnonzero(test["kept"])
+    kept = np.flatnonzero(test["kept"]) if test["kept"].any() else np.array([int(test["best"])])
     location = float(levels[int(test["best"])])
     low = float(to_along(test["cell_left"][kept.min()]))
     high = float(to_along(test["cell_right"][kept.max()]))
