@@ -174,12 +174,20 @@ def peak(spec: PeakSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleR
 
     curve = y.mean(axis=0)
     scale = "log " if spec.log_along else ""
+    agree = bool(excess["sign"].any())
+    if agree:  # every seed gave the same difference at an end: the sign test stood in
+        raw = [float(curve[top] - curve[0]), float(curve[top] - curve[-1])]
+        span = (min(raw), float("nan"), float("nan"))
     summary = (
         f"max of mean {spec.metric} along {scale}{spec.along} at grid level {fmt(location)}, "
         f"best level within [{fmt(low)}, {fmt(high)}] (grid cells), claimed in "
         f"[{fmt(spec.window[0])}, {fmt(spec.window[1])}]; peak minus higher end = "
-        f"{fmt(span[0])} [{fmt(span[1])}, {fmt(span[2])}], claimed > {fmt(spec.min_excess)} "
-        f"({len(y)} seeds)"
+        + (
+            f"{fmt(span[0])} on every seed (sign test)"
+            if agree
+            else f"{fmt(span[0])} [{fmt(span[1])}, {fmt(span[2])}]"
+        )
+        + f", claimed > {fmt(spec.min_excess)} ({len(y)} seeds)"
     )
     return RuleResult(
         rule="peak",
@@ -207,6 +215,7 @@ def peak(spec: PeakSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleR
                 "p_location_refuted": float(test["p_location_refuted"]),
                 "peak_level": levels[top],
                 "excess": list(span),
+                "excess_sign_test": agree,
                 "excess_left": left,
                 "excess_right": right,
                 "excess_confidence": 1.0 - (1.0 - spec.confidence) / (len(levels) - 2),
