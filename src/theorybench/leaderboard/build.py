@@ -599,12 +599,12 @@ def _replication_rows(record: dict[str, Any], records: list[dict[str, Any]]) -> 
             for r in reversed(reps)]
 
 
-def calibration_rows(path: Path = CALIBRATION_TABLE) -> list[dict[str, Any]] | None:
+def calibration_rows(path: Path | None = None) -> list[dict[str, Any]] | None:
     """The rows of the rules' calibration table (``verdict/calibration_table.json``), each
     with ``over``: the measured rate of ``holds`` exceeds nominal by more than two Monte-Carlo
     standard errors; ``None`` when there is no table."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads((path or CALIBRATION_TABLE).read_text())
     except (OSError, ValueError):
         return None
     rows = data.get("rows") if isinstance(data, dict) else data
