@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from theorybench.results import RunRecord, load_records, load_table, write_record
+from theorybench.results import load_records, load_table, write_record
 from theorybench.runner import TaskOutcome, run_task
-from theorybench.spec import LoadedTask, resolve
+from theorybench.spec import LoadedTask
 from theorybench.status import outcome, record_purpose, replication_offset
 from theorybench.verdict import combine, evaluate, parse_rule
 
@@ -202,14 +202,6 @@ def default_seed_counts(pilot_seeds: int) -> list[int]:
     return [n for n in grid if n <= max(4 * pilot_seeds, 8)]
 
 
-def published_seeds(task: LoadedTask, profile: str) -> int:
-    return len(resolve(task, profile)[0].seeds)
-
-
 def is_pilot(record: dict[str, Any]) -> bool:
     return record_purpose(record) == "pilot"
 
-
-__all__ = ["Power", "PowerRow", "RunRecord", "TaskReplication", "default_seed_counts",
-           "find_reference", "is_pilot", "known_records", "power", "published_seeds",
-           "replicate_task", "resample_seeds"]

@@ -57,8 +57,9 @@ class Experiment(_Strict):
     sweep: dict[str, list[ParamValue]] = Field(
         default_factory=dict, description="parameters whose values form a grid of cells"
     )
-    seeds: int = Field(ge=1, description="how many seeds (0, 1, ..., seeds - 1 + seed_offset)")
-    seed_offset: int = Field(0, ge=0)
+    seeds: int = Field(ge=1, description="how many seeds, from seed_offset on")
+    seed_offset: int = Field(0, ge=0, description="first seed of the published block (see "
+                                                  "theorybench.status for the seed blocks)")
 
     @field_validator("sweep")
     @classmethod
