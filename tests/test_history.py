@@ -58,9 +58,10 @@ def test_a_verdict_change_is_flagged_against_the_previous_run_of_the_same_series
 
 
 def test_losing_a_control_is_a_change_too():
-    unvalidated = record("f/a", "holds", 6) | {"validated": False}
-    a = series(runs_frame([*RECORDS, unvalidated]), "f/a", "smoke")
-    assert a["changed"].iloc[-1] and a["status"].iloc[-1] == "holds, unvalidated"
+    missed = record("f/a", "holds", 6) | {"controls": [
+        {"name": "c", "verdict": "holds", "required_verdict": "refuted"}]}
+    a = series(runs_frame([*RECORDS, missed]), "f/a", "smoke")
+    assert a["changed"].iloc[-1] and a["status"].iloc[-1] == "holds, control missed"
     assert a["previous_status"].iloc[-1] == "holds"
 
 

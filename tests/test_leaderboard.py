@@ -112,7 +112,6 @@ def spec_tasks_root(tmp_path: Path, task_id: str, title: str, **extra: Any) -> P
                     "min_effect": 0.3, "where": {"phase": "trained"}, "label": f"y grows {EVIL}"}],
         "controls": [{"name": "flat-control", "description": f"flat {EVIL}", "override": {},
                       "verdict": "refuted"}],
-        "expected_verdict": {"smoke": "holds"},
         "reference": [{"label": f"paper's peak {EVIL}", "value": 4.0, "metric": "depth"}],
         **extra,
     }
@@ -137,7 +136,7 @@ def test_index_has_one_row_per_task_and_profile_from_the_latest_record(tmp_path,
     rows = re.findall(r'<tr class="claim-row" data-task="([^"]+)" data-profile="([^"]+)"', html)
     assert sorted(rows) == [("fam/a", "smoke"), ("fam/a", "standard"), ("other/b", "smoke")]
     fam_a = html.split('data-task="fam/a" data-profile="smoke"')[1].split("</tr>")[0]
-    assert 'data-verdict="refuted"' in fam_a  # the latest record wins
+    assert 'data-verdict="refuted|' in fam_a  # the latest record wins
     assert fam_a.count('class="dot') == 2 and "changed" in fam_a  # history strip, change ringed
     assert '<option value="smoke" selected>' in html  # smoke is shown by default
     assert 'data-tags="depth|lazy regime"' in html
@@ -219,14 +218,14 @@ def test_a_record_with_an_unexpected_table_still_gets_a_page(tmp_path, no_tasks)
     assert "no figure:" in (site.path / page_path("fam/strings", "smoke")).read_text()
     empty_html = (site.path / page_path("fam/empty", "smoke")).read_text()
     assert "boom" in empty_html
-    assert 'data-verdict="error"' in site.index.read_text()
+    assert 'data-verdict="error|' in site.index.read_text()
 
 
-def test_unvalidated_claims_are_marked_and_filterable(tmp_path, no_tasks):
+def test_a_missed_control_is_marked_and_filterable(tmp_path, no_tasks):
     runs = write(tmp_path / "runs", make_record(control_verdict="holds"))
     html = build_site(runs, tmp_path / "site", no_tasks).index.read_text()
-    assert 'data-verdict="holds|unvalidated"' in html
-    assert ">unvalidated</span>" in html and "✗ 0/1" in html
+    assert 'data-verdict="holds|control missed' in html
+    assert ">control missed</span>" in html and "✗ 0/1" in html
 
 
 def test_compare_rules_get_a_methods_ranking(tmp_path, no_tasks):

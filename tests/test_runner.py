@@ -47,7 +47,6 @@ def task_file(root: Path, name: str = "line", **experiment_params: Any) -> Path:
                     "min_effect": 0.5}],
         "controls": [{"name": "flat", "override": {"slope": 0.0}, "verdict": "refuted"}],
         "profiles": {"smoke": {"seeds": 5}},
-        "expected_verdict": {"smoke": "holds"},
     }
     path = root / "tasks" / "testing" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

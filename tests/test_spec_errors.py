@@ -27,7 +27,7 @@ VALID: dict[str, Any] = {
                 "direction": "decreasing", "where": {"phase": "init"}}],
     "controls": [{"name": "he", "override": {"init": "he"}, "verdict": "refuted"}],
     "profiles": {"smoke": {"seeds": 3, "params": {"width": 4}}},
-    "expected_verdict": {"smoke": "holds"},
+    "expected_verdict": {"smoke": {"verdict": "holds", "record": "0123abcd"}},
 }
 
 
@@ -105,10 +105,21 @@ CASES = [
      "profiles.fast", "smoke"),
     ("profile-unknown-param", mutate(lambda d: d["profiles"]["smoke"]["params"].update(lr0=1)),
      "profiles.smoke.params.lr0", "unknown parameter"),
-    ("bad-expected-verdict", mutate(lambda d: d["expected_verdict"].update(smoke="maybe")),
-     "expected_verdict.smoke", "holds"),
-    ("profile-without-verdict", mutate(lambda d: d.update(expected_verdict={"paper": "holds"})),
-     "expected_verdict", "no published verdict"),
+    ("bad-expected-verdict",
+     mutate(lambda d: d["expected_verdict"]["smoke"].update(verdict="maybe")),
+     "expected_verdict.smoke.verdict", "holds"),
+    ("verdict-without-record", mutate(lambda d: d.update(expected_verdict={"paper": "holds"})),
+     "expected_verdict", "record"),
+    ("control-breaks-no-rule", mutate(lambda d: d["controls"][0].update(breaks="nope")),
+     "controls[0].breaks", "no rule with id 'nope'"),
+    ("control-of-two-rules-without-breaks",
+     mutate(lambda d: d["expect"].append({"rule": "threshold", "metric": "stability_per_eps",
+                                          "op": "<", "value": 1.0})),
+     "controls[0].breaks", "required"),
+    ("duplicate-rule-id",
+     mutate(lambda d: d["expect"].extend([{**d["expect"][0], "id": "a"},
+                                           {**d["expect"][0], "id": "a"}])),
+     "expect", "used twice"),
 ]
 
 

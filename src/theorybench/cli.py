@@ -84,22 +84,23 @@ def _control_cell(outcome: TaskOutcome) -> str:
         mark = "[green]✓[/]" if c.as_required else "[red]✗[/]"
         parts.append(f"{c.verdict} {mark}")
     text = ", ".join(parts) or "-"
-    return text if rec.validated else f"{text} [red](unvalidated)[/]"
+    return text if all(c.as_required for c in rec.controls) else f"{text} [red](control missed)[/]"
 
 
 def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> Table:
     table = Table(title="theorybench verdicts", show_lines=False)
-    for col in ("claim", "verdict", "expected", "effect", "CI", "control", "wall s"):
+    for col in ("claim", "verdict", "status", "expected", "effect", "CI", "control", "wall s"):
         table.add_column(col, overflow="fold")
     for out in outcomes:
         rec = out.record
         rule = rec.claim.rules[0] if rec.claim.rules else {}
         ci = (f"[{_fmt(rule.get('ci_low'))}, {_fmt(rule.get('ci_high'))}]" if rule else "-")
         style = VERDICT_STYLE.get(rec.verdict, "")
-        table.add_row(rec.task_id, f"[{style}]{rec.verdict}[/]", _fmt(rec.expected_verdict),
-                      _fmt(rule.get("effect")), ci, _control_cell(out), f"{rec.wall_s:.1f}")
+        table.add_row(rec.task_id, f"[{style}]{rec.verdict}[/]", ", ".join(rec.statuses) or "-",
+                      _fmt(rec.expected_verdict), _fmt(rule.get("effect")), ci,
+                      _control_cell(out), f"{rec.wall_s:.1f}")
     for bad in bad_specs:
-        table.add_row(bad.file, "[bold red]error[/]", "-", "-", "-", "-", "-")
+        table.add_row(bad.file, "[bold red]error[/]", "-", "-", "-", "-", "-", "-")
     return table
 
 
@@ -114,6 +115,8 @@ def run(
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
     data_root: Path = typer.Option(None, help="folder of local torchvision data sets "
                                    "(CIFAR-10, MNIST) for paper profiles; never downloaded"),
+    seed_offset: int = typer.Option(None, min=0, help="first seed (default: the spec's published "
+                                    "block); 2000-9999 for pilots (see README: seed blocks)"),
 ) -> None:
     """Run a suite or a task, print the verdict table, write one record per task and rebuild
     the leaderboard (results/site/) when the records went to results/runs/."""
@@ -149,7 +152,8 @@ def run(
             outcome = run_task(task, target.profile, device=device, seeds=seeds,
                                suite=target.suite, executor=executor, results_dir=results_dir,
                                write=not no_record, on_cell=advance,
-                               data_root=str(data_root) if data_root else None)
+                               data_root=str(data_root) if data_root else None,
+                               seed_offset=seed_offset)
             progress.remove_task(bar)
             outcomes.append(outcome)
     console.print(_verdict_table(outcomes, bad))
@@ -167,16 +171,26 @@ def run(
 
 
 @app.command("validate")
-def validate(paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)")):
-    """Check task and suite specs; one line per malformed file."""
+def validate(paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)"),
+             runs: Path = typer.Option(None, "--runs-dir", help="records that published "
+                                       "verdicts must name (default results/runs)")):
+    """Check task and suite specs, and that every published verdict names the record that
+    measured it; one line per malformed file."""
+    from theorybench.status import published_problems, records_by_id
+
     files = paths or [*task_paths(), *sorted((tasks_dir().parent / "suites").glob("*.yaml"))]
     problems = 0
+    records: dict | None = None
     for path in files:
         try:
             if path.parent.name == "suites":
                 suite_tasks(load_suite(path), path)
             else:
-                load_task(path)
+                task = load_task(path)
+                if task.spec.expected_verdict:
+                    records = records_by_id(runs or runs_dir()) if records is None else records
+                    for field, message in published_problems(task, records):
+                        raise SpecError(path, field, message)
         except SpecError as exc:
             problems += 1
             err_console.print(str(exc), highlight=False, soft_wrap=True)
@@ -224,6 +238,8 @@ def show(task_id: str = typer.Argument(..., help="a task id or spec file")):
     console.print(f"[bold]source:[/] {s.source.paper} ({s.source.where})", highlight=False)
     if s.regime:
         console.print(f"[bold]regime:[/] {s.regime}", highlight=False)
+    if s.out_of_regime:
+        console.print(f"[bold]out of regime:[/] {s.out_of_regime}", highlight=False)
     console.print(f"[bold]experiment:[/] {s.experiment.kind} params={s.experiment.params} "
                   f"sweep={s.experiment.sweep} seeds={s.experiment.seeds}", highlight=False)
     for r in task.rules:
@@ -232,8 +248,10 @@ def show(task_id: str = typer.Argument(..., help="a task id or spec file")):
         console.print(f"[bold]control[/] {c.name}: override {c.override} must be {c.verdict}"
                       f" — {c.description}", highlight=False)
     for name, prof in s.profiles.items():
+        pub = s.expected_verdict.get(name)
         console.print(f"[bold]profile[/] {name}: {prof.model_dump(exclude_defaults=True)}; "
-                      f"published verdict {s.expected_verdict.get(name)}", highlight=False)
+                      + (f"published verdict {pub.verdict} (record {pub.record})" if pub
+                         else "unmeasured"), highlight=False)
     console.print(f"spec sha256 {task.sha256}")
 
 
@@ -298,6 +316,136 @@ def serve(
         pass
     finally:
         server.server_close()
+
+
+@app.command("replicate")
+def replicate(
+    name: str = typer.Argument(..., help="a suite name, a task id, or a spec file"),
+    blocks: int = typer.Option(1, min=1, help="fresh seed blocks (replication blocks 0..B-1)"),
+    profile: str = typer.Option(None, help=f"one of {PROFILES}; default: the suite's, or smoke"),
+    device: str = typer.Option("auto", help=f"one of {DEVICE_CHOICES}"),
+    jobs: int = typer.Option(1, min=1, help="worker processes for cells"),
+    results_dir: Path = typer.Option(None, help="where records go (default results/runs)"),
+    no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
+) -> None:
+    """Run each task on fresh seed blocks (seeds 10000 + 1000 b onwards) and report, per claim
+    and per control, whether the published verdict replicates. Exit 1 when one does not."""
+    from theorybench.replication import known_records, replicate_task
+
+    if profile is not None and profile not in PROFILES:
+        raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
+    try:
+        target = _target(name, profile)
+        tasks = [load_task(p) for p in target.paths]
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    records = known_records(runs_dir(), results_dir)
+    table = Table(title=f"replication on {blocks} fresh seed block(s)")
+    for col in ("claim", "reference", "verdict", "blocks", "claim replicates", "controls"):
+        table.add_column(col, overflow="fold")
+    failed = False
+    for task in tasks:
+        with console.status(f"{task.spec.id}: {blocks} block(s)"):
+            rep = replicate_task(task, target.profile, blocks, records=records,
+                                 results_dir=results_dir, write=not no_record, device=device,
+                                 suite=target.suite, executor=LocalExecutor(jobs))
+        failed = failed or not rep.replicates
+        ok = {True: "[green]✓[/]", False: "[red]✗[/]"}
+        controls = ", ".join(f"{n} {ok[v]}" for n, v in rep.controls.items()) or "-"
+        table.add_row(task.spec.id, rep.reference_source, str(rep.reference.get("verdict")),
+                      ", ".join(str(b.get("verdict")) for b in rep.blocks),
+                      ok[rep.claim_replicates], controls)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("adopt")
+def adopt(records: list[Path] = typer.Argument(..., help="record files of the published "
+                                                "block")) -> None:
+    """Publish each record's verdict: write ``expected_verdict.<profile>`` = {verdict, record}
+    into its task's spec file (only that block is rewritten). Refuses replications, pilots,
+    errors, and records of another version of the spec."""
+    import json
+
+    from theorybench.status import adopt_problem, with_published
+
+    refused = 0
+    for path in records:
+        try:
+            record = json.loads(path.read_text())
+            task = load_task(tasks_dir() / f"{record['task_id']}.yaml")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            err_console.print(f"{path}: cannot be read as a record: {exc}", highlight=False)
+            refused += 1
+            continue
+        except SpecError as exc:
+            err_console.print(f"{path}: {exc}", highlight=False)
+            refused += 1
+            continue
+        problem = adopt_problem(record, task)
+        if problem:
+            err_console.print(f"{path}: {problem}", highlight=False, soft_wrap=True)
+            refused += 1
+            continue
+        text = task.path.read_text()
+        task.path.write_text(with_published(text, str(record["profile"]),
+                                            str(record["verdict"]), str(record["run_id"])))
+        console.print(f"{task.path}: expected_verdict.{record['profile']} = "
+                      f"{record['verdict']} (record {record['run_id']})", highlight=False)
+    if refused:
+        raise typer.Exit(2)
+
+
+@app.command("power")
+def power_(
+    source: str = typer.Argument(..., help="a record file or run id, or a task id (its latest "
+                                 "pilot record)"),
+    seeds: str = typer.Option(None, help="seed counts to try, comma-separated "
+                              "(default 3 ... 4 x the pilot's)"),
+    draws: int = typer.Option(100, min=10, help="bootstrap draws per seed count"),
+    target: float = typer.Option(0.9, min=0.5, max=0.999, help="probability to reach"),
+    results_dir: Path = typer.Option(None, help="records folder (default results/runs)"),
+) -> None:
+    """Estimate from a pilot record how likely its verdict (and its controls' outcomes) is to
+    replicate with n seeds, and the smallest n reaching the target."""
+    import json
+
+    from theorybench.replication import default_seed_counts, is_pilot, known_records, power
+
+    record = None
+    path = Path(source)
+    if path.suffix == ".json" and path.is_file():
+        record = json.loads(path.read_text())
+    else:
+        records = known_records(results_dir or runs_dir())
+        by_id = [r for r in records if str(r.get("run_id")).startswith(source)]
+        of_task = [r for r in records if r.get("task_id") == source and r.get("verdict") != "error"]
+        pilots = [r for r in of_task if is_pilot(r)]
+        record = (by_id or pilots or of_task or [None])[-1]
+        if record is not None and not by_id and not pilots:
+            err_console.print(f"[yellow]note:[/] no pilot record of {source}; using record "
+                              f"{record['run_id'][:8]} ({record.get('purpose') or 'published'})",
+                              highlight=False)
+    if record is None:
+        raise _fail(f"no record or task named {source!r} with a record")
+    pilot_n = len(record.get("seeds") or [])
+    try:
+        counts = ([int(n) for n in seeds.split(",")] if seeds else default_seed_counts(pilot_n))
+        result = power(record, counts, draws, target)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{result.task_id}: chance that '{result.verdict}' replicates "
+                        f"(bootstrap over the {pilot_n} seeds of record {result.run_id[:8]}, "
+                        f"{draws} draws)")
+    for col in ("seeds", "claim verdict", "claim and controls"):
+        table.add_column(col)
+    for row in result.rows:
+        table.add_row(str(row.seeds), f"{row.claim:.2f}", f"{row.joint:.2f}")
+    console.print(table)
+    smallest = result.smallest
+    console.print(f"smallest seed count reaching {target:.0%}: "
+                  f"{smallest if smallest is not None else 'none of ' + str(counts)}")
 
 
 def main() -> None:  # pragma: no cover

@@ -48,10 +48,17 @@ class ArmResult:
     required_verdict: str | None
     rules: list[dict[str, Any]]
     error: str | None = None
+    breaks: str | None = None
+    breaks_decision: str | None = None
 
     @property
     def as_required(self) -> bool:
-        return self.required_verdict is None or self.verdict == self.required_verdict
+        """Whether the control got its required decision on the rule it breaks (its combined
+        verdict when it names none); always true for the claim."""
+        if self.required_verdict is None:
+            return True
+        judged = self.breaks_decision if self.breaks else self.verdict
+        return judged == self.required_verdict
 
 
 @dataclass
@@ -82,6 +89,12 @@ class RunRecord:
     environment: dict[str, Any]
     schema: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    purpose: str = "published"
+    seed_offset: int = 0
+    expected_record: str | None = None
+    out_of_regime: str | None = None
+    paper_regime: str = ""
+    statuses: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

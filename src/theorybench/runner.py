@@ -36,6 +36,7 @@ from theorybench.results import (
     write_record,
 )
 from theorybench.spec import LoadedTask, ResolvedArm, resolve
+from theorybench.status import purpose_of, statuses
 from theorybench.verdict import RuleError, combine, evaluate
 
 
@@ -124,10 +125,12 @@ def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
     except (RuleError, ValueError, KeyError) as exc:
         return ArmResult(arm.name, "error", arm.required_verdict, [], f"rule: {exc}")
     # Each rule's statistics travel with the rule as specified, so a record stays readable
-    # after its spec changes.
+    # after its spec changes. A control is judged by the rule it is meant to break.
+    broken = results[arm.breaks_at].decision if arm.breaks_at is not None else None
     return ArmResult(arm.name, combine(results), arm.required_verdict,
                      [r.to_dict() | {"spec": spec.model_dump(mode="json")}
-                      for r, spec in zip(results, arm.rules, strict=True)])
+                      for r, spec in zip(results, arm.rules, strict=True)],
+                     breaks=arm.breaks, breaks_decision=broken)
 
 
 ProgressFn = Callable[[CellOutput, int, int], None]
@@ -145,14 +148,16 @@ def run_task(
     write: bool = True,
     on_cell: ProgressFn | None = None,
     data_root: str | None = None,
+    seed_offset: int | None = None,
 ) -> TaskOutcome:
     """Run every arm of ``task`` under ``profile`` and write its record (unless ``write`` is
     false). Never raises for a failing experiment: the verdict becomes ``error``.
     ``data_root`` (default ``$THEORYBENCH_DATA_ROOT``) is where local torchvision data sets
-    are."""
+    are. ``seed_offset`` moves the seed block off the published one (a pilot or a replication:
+    see :mod:`theorybench.status`)."""
     started, t0 = now_iso(), perf_counter()
     dev = resolve_device(device)
-    arms = resolve(task, profile, seeds)
+    arms = resolve(task, profile, seeds, seed_offset)
     cells = expand(task.spec.id, arms, dev.type,
                    data_root or os.environ.get("THEORYBENCH_DATA_ROOT"))
     executor = executor or LocalExecutor()
@@ -179,6 +184,9 @@ def run_task(
     claim, controls = judged[0], judged[1:]
     error = errors[0] if errors else next((a.error for a in judged if a.error), None)
     verdict = "error" if claim.verdict == "error" or errors else claim.verdict
+    published = resolve(task, profile)[0].seeds
+    purpose = purpose_of(arms[0].seeds[0], len(arms[0].seeds), published[0], len(published))
+    expected = task.spec.expected_verdict.get(profile)  # type: ignore[call-overload]
     record = RunRecord(
         run_id=uuid.uuid4().hex,
         suite=suite,
@@ -190,9 +198,9 @@ def run_task(
         spec_path=str(task.path),
         spec_sha256=task.sha256,
         profile=profile,
-        expected_verdict=task.spec.expected_verdict.get(profile),  # type: ignore[call-overload]
+        expected_verdict=expected.verdict if expected else None,
         verdict=verdict,
-        validated=all(c.as_required for c in controls),
+        validated=verdict == "holds" and all(c.as_required for c in controls),
         claim=claim,
         controls=controls,
         error=error,
@@ -205,6 +213,12 @@ def run_task(
                           0 if o.table is None else len(o.table), o.error) for o in outputs],
         table=table_to_json(table),
         environment=environment(device_name(dev)) | {"torch_threads": torch.get_num_threads()},
+        purpose=purpose,
+        seed_offset=arms[0].seeds[0],
+        expected_record=expected.record if expected else None,
+        out_of_regime=task.spec.out_of_regime,
+        paper_regime=task.spec.paper_regime,
     )
+    record.statuses = statuses(record.to_dict(), expected is not None)
     path = write_record(record, results_dir) if write else None
     return TaskOutcome(record, path, by_arm)

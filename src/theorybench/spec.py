@@ -3,7 +3,8 @@
 A **task** (``tasks/<family>/<claim>.yaml``) is one claim: its text and source, the experiment
 (kind, parameters, sweep, seeds), the decision rules (``expect``), negative controls (parameter
 overrides under which the same rules must come out ``refuted``), profiles (``smoke``,
-``standard``, ``paper``) and the verdict published for each profile. A **suite**
+``standard``, ``paper``), the paper's regime, and the verdict published for each profile with
+the record that measured it (see :mod:`theorybench.status`). A **suite**
 (``suites/<name>.yaml``) lists tasks (ids or glob patterns) and the profile to run them under.
 
 Every problem in a spec raises :class:`SpecError`, whose one-line message names the file, the
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import hashlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from theorybench.paths import suites_dir, tasks_dir
 from theorybench.registry import Verdict, get_experiment
+from theorybench.status import control_problems, rule_ids, spec_hash
 from theorybench.verdict import RuleSpec, parse_rule
 
 Profile = Literal["smoke", "standard", "paper"]
@@ -56,8 +57,9 @@ class Experiment(_Strict):
     sweep: dict[str, list[ParamValue]] = Field(
         default_factory=dict, description="parameters whose values form a grid of cells"
     )
-    seeds: int = Field(ge=1, description="how many seeds (0, 1, ..., seeds - 1 + seed_offset)")
-    seed_offset: int = Field(0, ge=0)
+    seeds: int = Field(ge=1, description="how many seeds, from seed_offset on")
+    seed_offset: int = Field(0, ge=0, description="first seed of the published block (see "
+                                                  "theorybench.status for the seed blocks)")
 
     @field_validator("sweep")
     @classmethod
@@ -85,6 +87,8 @@ class Control(_Strict):
         None, description="rules for the control; the claim's rules when absent"
     )
     verdict: Verdict = Field("refuted", description="the verdict the control must get")
+    breaks: str | None = Field(None, description="id of the rule the control is meant to break; "
+                               "its decision must equal `verdict` (optional with one rule)")
 
 
 class Reference(_Strict):
@@ -95,6 +99,11 @@ class Reference(_Strict):
     note: str = ""
 
 
+class Published(_Strict):
+    verdict: Verdict
+    record: str = Field(min_length=1, description="run id of the record that measured it")
+
+
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_-]+/[a-z0-9_.-]+$", description="'<family>/<claim>'")
     version: int = Field(ge=1)
@@ -102,16 +111,30 @@ class TaskSpec(_Strict):
     claim: str
     source: Source
     regime: str = Field("", description="the regime or scale the claim is tested in")
+    paper_regime: str = Field("", description="the regime of the paper's claim")
+    out_of_regime: str | None = Field(
+        None, description="why our set-up departs from the paper's regime in a way the claim "
+                          "depends on; null when it does not")
     experiment: Experiment
     expect: list[dict[str, Any]] = Field(min_length=1)
     controls: list[Control] = Field(min_length=1)
     profiles: dict[Profile, ProfileSpec] = Field(default_factory=dict)
-    expected_verdict: dict[Profile, Verdict] = Field(
-        description="the verdict theorybench publishes for each profile"
+    expected_verdict: dict[Profile, Published] = Field(
+        default_factory=dict, description="per profile, the published verdict and the run id "
+                                          "of the record that measured it; absent: unmeasured"
     )
     reference: list[Reference] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     notes: str = ""
+
+    @field_validator("expected_verdict", mode="before")
+    @classmethod
+    def _with_record(cls, value: Any) -> Any:
+        for profile, entry in (value or {}).items() if isinstance(value, dict) else ():
+            if not isinstance(entry, dict):
+                raise ValueError(f"profile {profile!r}: expected {{verdict: <verdict>, record: "
+                                 f"<run id>}} naming the record that measured it, got {entry!r}")
+        return value
 
     @property
     def family(self) -> str:
@@ -127,7 +150,8 @@ class SuiteSpec(_Strict):
 
 @dataclass(frozen=True)
 class LoadedTask:
-    """A validated task spec with the file it came from and the file's sha256."""
+    """A validated task spec with the file it came from and its hash
+    (:func:`theorybench.status.spec_hash`)."""
 
     spec: TaskSpec
     path: Path
@@ -147,6 +171,8 @@ class ResolvedArm:
     seeds: tuple[int, ...]
     rules: tuple[RuleSpec, ...]
     required_verdict: Verdict | None
+    breaks: str | None = None
+    breaks_at: int | None = None
 
     def grid(self) -> list[dict[str, ParamValue]]:
         """Every point of the sweep as a complete parameter mapping, in sweep order."""
@@ -321,29 +347,32 @@ def load_task(path: Path | str) -> LoadedTask:
                                        f"controls[{i}].override", f"controls[{i}].sweep")
             _validate_grid(path, f"controls[{i}] (under profile {name})", kind, c_params,
                            c_sweep, f"controls[{i}].override (under profile {name})")
-    missing = [p for p in spec.profiles if p not in spec.expected_verdict]
-    if missing:
-        raise SpecError(path, "expected_verdict", f"no published verdict for profile {missing}")
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedTask(spec, path, sha, rules, control_rules)
+    for field, message in control_problems(spec):
+        raise SpecError(path, field, message)
+    return LoadedTask(spec, path, spec_hash(spec), rules, control_rules)
 
 
-def resolve(task: LoadedTask, profile: str, seeds: int | None = None) -> list[ResolvedArm]:
+def resolve(task: LoadedTask, profile: str, seeds: int | None = None,
+            seed_offset: int | None = None) -> list[ResolvedArm]:
     """The claim's arm and one arm per control, with ``profile`` applied (a profile the spec
-    does not define runs the base experiment) and ``seeds`` overriding the seed count."""
+    does not define runs the base experiment), ``seeds`` overriding the seed count and
+    ``seed_offset`` the first seed (default: the published block, ``experiment.seed_offset``)."""
     spec, exp = task.spec, task.spec.experiment
     prof = spec.profiles.get(profile, ProfileSpec())  # type: ignore[call-overload]
     params, sweep = _apply(exp.params, exp.sweep, prof.params, prof.sweep, task.path,
                            f"profiles.{profile}.params", f"profiles.{profile}.sweep")
     n = seeds or prof.seeds or exp.seeds
-    seed_list = tuple(range(exp.seed_offset, exp.seed_offset + n))
+    offset = exp.seed_offset if seed_offset is None else seed_offset
+    seed_list = tuple(range(offset, offset + n))
     arms = [ResolvedArm("claim", exp.kind, params, sweep, seed_list, task.rules, None)]
     for control, rules in zip(spec.controls, task.control_rules, strict=True):
         c_params, c_sweep = _apply(params, sweep, control.override, control.sweep, task.path,
                                    f"controls.{control.name}.override",
                                    f"controls.{control.name}.sweep")
+        ids = rule_ids(control.expect if control.expect is not None else spec.expect)
         arms.append(ResolvedArm(control.name, exp.kind, c_params, c_sweep, seed_list, rules,
-                                control.verdict))
+                                control.verdict, control.breaks,
+                                ids.index(control.breaks) if control.breaks else None))
     return arms
 
 

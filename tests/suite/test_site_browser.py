@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from theorybench.leaderboard import Site, build_site
+from theorybench.leaderboard.build import page_path
 from theorybench.leaderboard.serve import serve_in_thread
 from theorybench.paths import suites_dir
 from theorybench.spec import load_suite, suite_tasks, task_id_of
@@ -54,6 +55,16 @@ def test_the_site_has_a_row_a_page_and_figures_for_every_smoke_task(smoke_site: 
             assert figure.name in text
         assert (page.parent / f"{page.stem}.history.svg").is_file()
     assert (smoke_site.path / "history.html").is_file()
+
+
+def test_the_site_shows_statuses_and_the_fresh_block(smoke_site: Site) -> None:
+    html = smoke_site.index.read_text()
+    assert 'id="profile-summary"' in html
+    for task_id in TASK_IDS:
+        row = html.split(f'data-task="{task_id}" data-profile="smoke"')[1].split("</tr>")[0]
+        assert "unmeasured" in row or "replicated on a fresh seed block" in row, task_id
+        page = (smoke_site.path / page_path(task_id, "smoke")).read_text()
+        assert 'id="replication"' in page and ">10000<" in page, task_id
 
 
 def walk(base_url: str, task_ids: list[str]) -> None:

@@ -42,6 +42,7 @@ from theorybench.leaderboard.history import (
     as_number,
     cell_history,
     cell_timings,
+    controls_ok,
     latest_records,
     runs_frame,
     series,
@@ -49,13 +50,23 @@ from theorybench.leaderboard.history import (
 )
 from theorybench.paths import runs_dir, site_dir, tasks_dir
 from theorybench.results import load_records, load_table
-from theorybench.spec import LoadedTask, SpecError, load_task
+from theorybench.spec import LoadedTask, SpecError, load_task, task_paths
+from theorybench.status import (
+    control_ok,
+    profile_summary,
+    record_purpose,
+    replication_of,
+    statuses,
+)
 
 MARKER = ".theorybench-site"
 HERE = Path(__file__).resolve().parent
 STRIP_LENGTH = 12
 DEFAULT_PROFILE = "smoke"
 FIGURE_CODE = hashlib.sha256((HERE / "figures.py").read_bytes()).hexdigest()
+CALIBRATION_TABLE = HERE.parent / "verdict" / "calibration_table.json"
+CALIBRATION_COLUMNS = ("rule", "seeds", "levels", "noise", "threshold", "rate_holds", "mc_se",
+                       "nominal", "power", "power_effect")
 
 
 class SiteError(RuntimeError):
@@ -258,6 +269,9 @@ class IndexRow:
     started: str
     href: str
     strip: list[dict[str, Any]]
+    statuses: list[str] = field(default_factory=list)
+    out_of_regime: str | None = None
+    decisions: int = 0
 
 
 def _slug(text: str) -> str:
@@ -428,8 +442,10 @@ def _controls(record: dict[str, Any], task: LoadedTask | None) -> list[ControlRo
             name=str(c.get("name")),
             description=spec.description.strip() if spec else "",
             override=json.dumps(spec.override, ensure_ascii=False) if spec else "",
-            required=str(required), verdict=str(c.get("verdict")),
-            ok=required is None or c.get("verdict") == required,
+            required=str(required) + (f" on rule {c['breaks']}" if c.get("breaks") else ""),
+            verdict=str(c.get("verdict")) + (f" (rule {c['breaks']}: {c.get('breaks_decision')})"
+                                             if c.get("breaks") else ""),
+            ok=control_ok(c),
             summaries=[str(r.get("summary", "")) for r in c.get("rules") or []],
             error=c.get("error")))
     return rows
@@ -493,7 +509,9 @@ def _unique(values: Iterable[str]) -> list[str]:
 
 def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, Any],
                 task: LoadedTask | None, spec_note: str | None, runs: pd.DataFrame,
-                cells: pd.DataFrame, profiles: list[str], common: dict[str, Any]) -> str:
+                cells: pd.DataFrame, profiles: list[str], common: dict[str, Any],
+                page_statuses: list[str] | None = None,
+                replications: list[dict[str, Any]] | None = None) -> str:
     task_id, profile = str(record["task_id"]), str(record["profile"])
     rel = page_path(task_id, profile)
     target = cache.staging / rel
@@ -514,17 +532,18 @@ def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, A
         history_figure=None if history_note else history_name, history_note=history_note,
         cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, task),
         others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
-        n_rows=len(table))
+        n_rows=len(table), statuses=page_statuses or [], replications=replications or [],
+        controls_all_ok=controls_ok(record))
     target.write_text(html)
     return rel
 
 
-def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str) -> IndexRow:
+def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str,
+               row_statuses: list[str]) -> IndexRow:
     rules = record["claim"].get("rules") or []
     first = rules[0] if rules else {}
     controls = record.get("controls") or []
-    ok = sum(1 for c in controls
-             if c.get("required_verdict") is None or c.get("verdict") == c.get("required_verdict"))
+    ok = sum(1 for c in controls if control_ok(c))
     effect = first.get("effect")
     rule_text = f"{first.get('rule')} on {first.get('metric')}" if first else ""
     if len(rules) > 1:
@@ -538,7 +557,68 @@ def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str) -> IndexRo
         interval_text=f"[{fmt(first.get('ci_low'))}, {fmt(first.get('ci_high'))}]" if first
         else "", rule_text=rule_text, controls_ok=ok, controls_n=len(controls),
         wall_s=as_number(record.get("wall_s")), started=str(record.get("started")),
-        href=href, strip=_strip(series(runs, str(record["task_id"]), str(record["profile"]))))
+        href=href, strip=_strip(series(runs, str(record["task_id"]), str(record["profile"]))),
+        statuses=row_statuses, out_of_regime=record.get("out_of_regime"),
+        decisions=sum(len(a.get("rules") or []) for a in [record["claim"], *controls]))
+
+
+def _unmeasured_row(task: LoadedTask, profile: str) -> IndexRow:
+    """A (task, profile) of the specs with no record at all."""
+    nan = float("nan")
+    return IndexRow(
+        task_id=task.spec.id, profile=profile, family=task.spec.family, title=task.spec.title,
+        tags=list(task.spec.tags), verdict="unmeasured", validated=False, expected=None,
+        effect=nan, effect_text="-", interval_text="", rule_text="", controls_ok=0,
+        controls_n=len(task.spec.controls), wall_s=nan, started="", href="", strip=[],
+        statuses=["unmeasured"], out_of_regime=task.spec.out_of_regime)
+
+
+def _published(task: LoadedTask | None, profile: str,
+               by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The record the spec publishes for ``profile``, when it exists and measured it."""
+    if task is None:
+        return None
+    entry = task.spec.expected_verdict.get(profile)  # type: ignore[call-overload]
+    rec = by_id.get(entry.record) if entry is not None else None
+    if rec is None or rec.get("task_id") != task.spec.id or rec.get("profile") != profile:
+        return None
+    return rec
+
+
+def _replication_rows(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict]:
+    """Replication records of the same task and profile, newest first, for the claim page."""
+    reps = [r for r in records if record_purpose(r) == "replication"
+            and r.get("task_id") == record.get("task_id")
+            and r.get("profile") == record.get("profile")]
+    return [{"started": str(r.get("started")), "seed_offset": r.get("seed_offset"),
+             "n_seeds": len(r.get("seeds") or []), "verdict": str(r.get("verdict")),
+             "controls_ok": controls_ok(r),
+             "same_spec": r.get("spec_sha256") == record.get("spec_sha256"),
+             "same": (r.get("verdict") == record.get("verdict")
+                      and controls_ok(r) == controls_ok(record))}
+            for r in reversed(reps)]
+
+
+def calibration_rows(path: Path | None = None) -> list[dict[str, Any]] | None:
+    """The rows of the rules' calibration table (``verdict/calibration_table.json``), each
+    with ``over``: the measured rate of ``holds`` exceeds nominal by more than two Monte-Carlo
+    standard errors; ``None`` when there is no table."""
+    try:
+        data = json.loads((path or CALIBRATION_TABLE).read_text())
+    except (OSError, ValueError):
+        return None
+    rows = data.get("rows") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        return None
+    out = []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        rate, se, nominal = (as_number(row.get(k)) for k in ("rate_holds", "mc_se", "nominal"))
+        over = rate > nominal + 2 * (se if se == se else 0.0)
+        out.append({"cells": [fmt(row.get(c)) if not isinstance(row.get(c), str)
+                              else row.get(c) for c in CALIBRATION_COLUMNS], "over": over})
+    return out
 
 
 def _replace(staging: Path, out: Path) -> None:
@@ -582,29 +662,59 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
 def _render(records: list[dict[str, Any]], cache: FigureCache,
             tasks_root: Path) -> tuple[list[str], list[str]]:
     env, staging = environment(), cache.staging
+    # Rows, pages and history come from runs of the published block; pilots and replications
+    # only feed the replication status.
+    all_records, records = records, [r for r in records if record_purpose(r) == "published"]
+    by_id = {str(r.get("run_id")): r for r in records}
     runs, cells = runs_frame(records), cell_timings(records)
     latest = latest_records(records)
     profiles_of: dict[str, list[str]] = {}
     for task_id, profile in latest:
         profiles_of.setdefault(task_id, []).append(profile)
     as_of = max((str(r.get("finished") or r.get("started")) for r in records), default="-")
-    common = {"as_of": as_of, "n_records": len(records)}
+    calibration = calibration_rows()
+    common = {"as_of": as_of, "n_records": len(all_records),
+              "has_calibration": calibration is not None}
     specs: dict[str, tuple[LoadedTask | None, str | None]] = {}
     pages, notes, rows = [], [], []
-    for (task_id, _profile), record in latest.items():
+    shown: dict[str, list[dict[str, Any]]] = {}
+    for (task_id, profile), latest_record in latest.items():
         task, spec_note = _load_spec(tasks_root, task_id, specs)
         if spec_note:
             notes.append(f"{task_id}: {spec_note}")
+        published = _published(task, profile, by_id)
+        record = published or latest_record
+        replication = replication_of(record, all_records) if published else None
+        row_statuses = statuses(record, published is not None, replication)
         rel = _claim_page(env, cache, record, task, spec_note, runs, cells,
-                          profiles_of[task_id], common)
+                          profiles_of[task_id], common, row_statuses,
+                          _replication_rows(record, all_records))
         pages.append(rel)
-        rows.append(_index_row(record, runs, rel))
+        rows.append(_index_row(record, runs, rel, row_statuses))
+        if published is not None:
+            shown.setdefault(profile, []).append(record)
+    for path in task_paths(tasks_root) if tasks_root.is_dir() else []:
+        task, _ = _load_spec(tasks_root, path.relative_to(tasks_root).with_suffix("").as_posix(),
+                             specs)
+        if task is None:
+            continue
+        for profile in task.spec.profiles:
+            if (task.spec.id, profile) not in latest:
+                rows.append(_unmeasured_row(task, profile))
+    rows.sort(key=lambda r: (r.task_id, r.profile))
     profiles = _unique(r.profile for r in rows)
+    summaries = [profile_summary(p, shown.get(p, [])) for p in profiles]
     default_profile = DEFAULT_PROFILE if DEFAULT_PROFILE in profiles else ""
     (staging / "index.html").write_text(env.get_template("index.html.j2").render(
         **common, root="", rows=rows, profiles=profiles, default_profile=default_profile,
         families=_unique(r.family for r in rows), tags=_unique(t for r in rows for t in r.tags),
-        verdicts=["holds", "refuted", "inconclusive", "error", "unvalidated"]))
+        verdicts=["holds", "refuted", "inconclusive", "error", "control missed", "unmeasured",
+                  "out of regime", "validated", "replicated on a fresh seed block ✓",
+                  "replicated on a fresh seed block ✗"],
+        summaries=summaries))
+    if calibration is not None:
+        (staging / "calibration.html").write_text(env.get_template("calibration.html.j2").render(
+            **common, root="", columns=CALIBRATION_COLUMNS, rows=calibration))
     by_commit = wall_time_by_commit(runs)
     (staging / "history.html").write_text(env.get_template("history.html.j2").render(
         **common, root="", runs=runs.iloc[::-1].to_dict("records"),

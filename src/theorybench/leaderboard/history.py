@@ -3,7 +3,7 @@
 Every function here is a pure function of the list returned by
 :func:`theorybench.results.load_records` (oldest first). A **series** is the runs of one task
 under one profile, in the order they started; a run's **status** is its verdict, with
-", unvalidated" when a control missed its required verdict, and it **changed** when it differs
+", control missed" when a control missed its required decision, and it **changed** when it differs
 from the status of the previous run of the same series. A run's **machine** is a label built
 from its recorded environment (device, architecture, cores, torch threads), so timings from
 different machines are never mistaken for a regression.
@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from theorybench.status import control_ok, record_purpose
+
 VERDICTS: tuple[str, ...] = ("holds", "inconclusive", "refuted", "error")
 
 #: A verdict as a number, for asv's ``track_`` benchmarks and plots: error has no value.
@@ -25,8 +27,9 @@ VERDICT_NUMBER: dict[str, float] = {
 
 RUN_COLUMNS = [
     "run_id", "task_id", "profile", "family", "title", "suite", "started", "verdict", "status",
-    "previous_verdict", "previous_validated", "previous_status", "changed", "expected_verdict",
-    "validated", "rule", "effect", "ci_low", "ci_high", "wall_s", "commit", "machine", "n_seeds",
+    "previous_verdict", "previous_controls_ok", "previous_status", "changed", "expected_verdict",
+    "validated", "controls_ok", "purpose", "rule", "effect", "ci_low", "ci_high", "wall_s",
+    "commit", "machine", "n_seeds",
 ]
 CELL_COLUMNS = [
     "run_id", "task_id", "profile", "started", "commit", "machine", "arm", "cell", "point",
@@ -58,9 +61,17 @@ def machine_label(environment: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def status(verdict: str, validated: bool) -> str:
-    """The verdict, with ", unvalidated" when a control missed its required verdict."""
-    return verdict if validated else f"{verdict}, unvalidated"
+def status(verdict: str, controls_ok: bool) -> str:
+    """The verdict, with ", control missed" when a control missed its required decision."""
+    return verdict if controls_ok else f"{verdict}, control missed"
+
+
+def controls_ok(record: dict[str, Any]) -> bool:
+    """Every control of ``record`` got its required decision (on the rule it breaks)."""
+    controls = record.get("controls")
+    if controls is None:
+        return bool(record.get("validated", True))
+    return all(control_ok(c) for c in controls)
 
 
 def as_number(value: Any) -> float:
@@ -90,24 +101,26 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         first = rules[0] if rules else {}
         env = rec.get("environment") or {}
         before = previous.get(key)
-        verdict, validated = str(rec.get("verdict")), bool(rec.get("validated"))
+        verdict, ok = str(rec.get("verdict")), controls_ok(rec)
         rows.append({
             "run_id": rec.get("run_id"), "task_id": key[0], "profile": key[1],
             "family": rec.get("family"), "title": rec.get("title"), "suite": rec.get("suite"),
             "started": rec.get("started"), "verdict": verdict,
-            "status": status(verdict, validated),
+            "status": status(verdict, ok),
             "previous_verdict": before[0] if before else None,
-            "previous_validated": before[1] if before else None,
+            "previous_controls_ok": before[1] if before else None,
             "previous_status": status(*before) if before else None,
-            "changed": before is not None and before != (verdict, validated),
-            "expected_verdict": rec.get("expected_verdict"), "validated": validated,
+            "changed": before is not None and before != (verdict, ok),
+            "expected_verdict": rec.get("expected_verdict"),
+            "validated": bool(rec.get("validated")), "controls_ok": ok,
+            "purpose": record_purpose(rec),
             "rule": first.get("rule"),
             "effect": as_number(first.get("effect")), "ci_low": as_number(first.get("ci_low")),
             "ci_high": as_number(first.get("ci_high")), "wall_s": as_number(rec.get("wall_s")),
             "commit": commit_label(env), "machine": machine_label(env),
             "n_seeds": len(rec.get("seeds") or []),
         })
-        previous[key] = (verdict, validated)
+        previous[key] = (verdict, ok)
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
