@@ -6,6 +6,7 @@ Exit status: 0 when every task ran (whatever its verdict), 1 when a task's verdi
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,34 +15,52 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from theorybench.device import DEVICE_CHOICES
+from theorybench import cost
+from theorybench.device import DEVICE_CHOICES, resolve_device
 from theorybench.executors import LocalExecutor
 from theorybench.paths import runs_dir, tasks_dir
 from theorybench.results import load_history
 from theorybench.runner import CellOutput, TaskOutcome, run_task
 from theorybench.spec import (
+    MAX_SEEDS,
     PROFILES,
+    Problems,
     SpecError,
     find_suite,
     load_suite,
     load_task,
+    resolve,
     suite_tasks,
     task_id_of,
     task_paths,
 )
+from theorybench.yaml_safe import short
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Check claims of deep-learning theory against practice.")
-# Piped output (CI logs) gets a wide table rather than rich's default of 80 columns.
+# Piped output (CI logs) gets a wide table rather than rich's default of 80 columns. Text from
+# specs and records is always printed as rich Text, never parsed as console markup.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 VERDICT_STYLE = {"holds": "green", "refuted": "red", "inconclusive": "yellow", "error": "bold red"}
 
 
+def _say(label: str, style: str, message: object, out: Console | None = None) -> None:
+    """``label`` in ``style`` then ``message`` literally, on one line however long."""
+    (out or err_console).print(Text.assemble((label, style), " ", str(message)), highlight=False,
+                               soft_wrap=True)
+
+
+def _verdict(verdict: object) -> Text:
+    return Text(str(verdict), style=VERDICT_STYLE.get(str(verdict), ""))
+
+
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    for line in str(message).splitlines() or [""]:
+        _say("error:", "bold red", line)
     return typer.Exit(2)
 
 
@@ -54,19 +73,27 @@ class Target:
     suite: str | None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
 def _task_path(name: str) -> Path:
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in (".yaml", ".yml") and _is_file(path):
         return path
     path = tasks_dir() / f"{name}.yaml"
-    if path.is_file():
+    if _is_file(path) and path.resolve().is_relative_to(tasks_dir().resolve()):
         return path
-    raise _fail(f"no task or suite named {name!r} (see `theorybench list`)")
+    raise _fail(f"no task or suite named {short(name)} (see `theorybench list`)")
 
 
 def _target(name: str, profile: str | None) -> Target:
     path = Path(name)
-    suite_path = path if path.is_file() and path.parent.name == "suites" else find_suite(name)
+    suite_path = (path if _is_file(path) and path.parent.name == "suites" else
+                  find_suite(name) if "/" not in name and "\0" not in name else None)
     if suite_path is None:
         return Target([_task_path(name)], profile or "smoke", None)
     suite = load_suite(suite_path)
@@ -77,14 +104,18 @@ def _fmt(x: object) -> str:
     return "-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def _control_cell(outcome: TaskOutcome) -> str:
+def _control_cell(outcome: TaskOutcome) -> Text:
     rec = outcome.record
-    parts = []
-    for c in rec.controls:
-        mark = "[green]✓[/]" if c.as_required else "[red]✗[/]"
-        parts.append(f"{c.verdict} {mark}")
-    text = ", ".join(parts) or "-"
-    return text if rec.validated else f"{text} [red](unvalidated)[/]"
+    text = Text()
+    for i, c in enumerate(rec.controls):
+        text.append(", " if i else "")
+        text.append(f"{c.verdict} ")
+        text.append("✓" if c.as_required else "✗", style="green" if c.as_required else "red")
+    if not rec.controls:
+        text.append("-")
+    if not rec.validated:
+        text.append(" (unvalidated)", style="red")
+    return text
 
 
 def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> Table:
@@ -95,11 +126,10 @@ def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> T
         rec = out.record
         rule = rec.claim.rules[0] if rec.claim.rules else {}
         ci = (f"[{_fmt(rule.get('ci_low'))}, {_fmt(rule.get('ci_high'))}]" if rule else "-")
-        style = VERDICT_STYLE.get(rec.verdict, "")
-        table.add_row(rec.task_id, f"[{style}]{rec.verdict}[/]", _fmt(rec.expected_verdict),
+        table.add_row(Text(rec.task_id), _verdict(rec.verdict), Text(_fmt(rec.expected_verdict)),
                       _fmt(rule.get("effect")), ci, _control_cell(out), f"{rec.wall_s:.1f}")
     for bad in bad_specs:
-        table.add_row(bad.file, "[bold red]error[/]", "-", "-", "-", "-", "-")
+        table.add_row(Text(bad.file), _verdict("error"), "-", "-", "-", "-", "-")
     return table
 
 
@@ -114,13 +144,22 @@ def run(
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
     data_root: Path = typer.Option(None, help="folder of local torchvision data sets "
                                    "(CIFAR-10, MNIST) for paper profiles; never downloaded"),
+    allow_expensive: bool = typer.Option(False, "--allow-expensive",
+                                         help="run specs whose estimated cost exceeds the "
+                                         "profile's budget"),
 ) -> None:
     """Run a suite or a task, print the verdict table, write one record per task and rebuild
     the leaderboard (results/site/) when the records went to results/runs/."""
     if profile is not None and profile not in PROFILES:
         raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
     if device not in DEVICE_CHOICES:
-        raise _fail(f"--device must be one of {DEVICE_CHOICES}, got {device!r}")
+        raise _fail(f"--device must be one of {DEVICE_CHOICES}, got {short(device)}")
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise _fail(f"--device {device}: {exc}") from None
+    if seeds is not None and seeds > MAX_SEEDS:
+        raise _fail(f"--seeds must be at most {MAX_SEEDS}, got {seeds}")
     try:
         target = _target(name, profile)
     except SpecError as exc:
@@ -133,9 +172,16 @@ def run(
     with Progress(*columns, console=console, transient=True) as progress:
         for path in target.paths:
             try:
-                task = load_task(path)
+                task = load_task(path, allow_expensive=allow_expensive)
+                if not allow_expensive and seeds is not None:
+                    budget = Problems(path)
+                    for field, message in cost.over_budget(resolve(task, target.profile, seeds),
+                                                           target.profile):
+                        budget.add(f"{field} (with --seeds {seeds})", message)
+                    budget.raise_if_any()
             except SpecError as exc:
-                err_console.print(f"[bold red]spec error:[/] {exc}", highlight=False)
+                for problem in exc.problems:
+                    _say("spec error:", "bold red", problem.line)
                 bad.append(exc)
                 continue
             bar = progress.add_task(task.spec.id, total=None)
@@ -143,8 +189,8 @@ def run(
             def advance(out: CellOutput, done: int, total: int, bar: int = bar) -> None:
                 progress.update(bar, completed=done, total=total)
                 if out.error:
-                    progress.console.print(f"[red]cell error[/] {out.cell.task_id}: {out.error}",
-                                           highlight=False)
+                    _say("cell error", "red", f"{out.cell.task_id}: {out.error}",
+                         progress.console)
 
             outcome = run_task(task, target.profile, device=device, seeds=seeds,
                                suite=target.suite, executor=executor, results_dir=results_dir,
@@ -159,7 +205,7 @@ def run(
         _rebuild_site(results_dir)
     failed = [o.record for o in outcomes if o.record.verdict == "error"]
     for rec in failed:
-        err_console.print(f"[bold red]{rec.task_id}:[/] {rec.error}", highlight=False)
+        _say(f"{rec.task_id}:", "bold red", rec.error)
     if bad:
         raise typer.Exit(2)
     if failed:
@@ -167,8 +213,12 @@ def run(
 
 
 @app.command("validate")
-def validate(paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)")):
-    """Check task and suite specs; one line per malformed file."""
+def validate(
+    paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)"),
+    allow_expensive: bool = typer.Option(False, "--allow-expensive",
+                                         help="do not check costs against the budgets"),
+):
+    """Check task and suite specs; one line per problem, each naming the file and the field."""
     files = paths or [*task_paths(), *sorted((tasks_dir().parent / "suites").glob("*.yaml"))]
     problems = 0
     for path in files:
@@ -176,10 +226,11 @@ def validate(paths: list[Path] = typer.Argument(None, help="spec files (default:
             if path.parent.name == "suites":
                 suite_tasks(load_suite(path), path)
             else:
-                load_task(path)
+                load_task(path, allow_expensive=allow_expensive)
         except SpecError as exc:
             problems += 1
-            err_console.print(str(exc), highlight=False, soft_wrap=True)
+            for problem in exc.problems:
+                err_console.print(Text(problem.line), highlight=False, soft_wrap=True)
     console.print(f"{len(files) - problems} of {len(files)} spec file(s) valid")
     if problems:
         raise typer.Exit(2)
@@ -196,45 +247,48 @@ def list_(results_dir: Path = typer.Option(None, help="records folder (default r
     for path in task_paths():
         task_id = task_id_of(path)
         try:
-            title = load_task(path).spec.title
+            title = Text(load_task(path, allow_expensive=True).spec.title)
         except SpecError as exc:
-            title = f"[red]invalid: {exc.field}: {exc.message}[/]"
+            title = Text(f"invalid: {exc.field}: {exc.message}", style="red")
         if last is not None and task_id in last.index:
             row = last.loc[task_id]
-            style = VERDICT_STYLE.get(row["verdict"], "")
-            table.add_row(task_id, title, f"[{style}]{row['verdict']}[/]", row["profile"],
-                          row["started"])
+            table.add_row(Text(task_id), title, _verdict(row["verdict"]), Text(str(row["profile"])),
+                          Text(str(row["started"])))
         else:
-            table.add_row(task_id, title, "-", "-", "-")
+            table.add_row(Text(task_id), title, "-", "-", "-")
     console.print(table)
     suites = sorted((tasks_dir().parent / "suites").glob("*.yaml"))
-    console.print("suites: " + ", ".join(p.stem for p in suites))
+    console.print(Text("suites: " + ", ".join(p.stem for p in suites)))
 
 
 @app.command("show")
 def show(task_id: str = typer.Argument(..., help="a task id or spec file")):
     """A task's claim, source, experiment, rules, controls and profiles."""
     try:
-        task = load_task(_task_path(task_id))
+        task = load_task(_task_path(task_id), allow_expensive=True)
     except SpecError as exc:
         raise _fail(str(exc)) from None
     s = task.spec
-    console.print(f"[bold]{s.id}[/] v{s.version}: {s.title}")
-    console.print(f"[bold]claim:[/] {s.claim.strip()}", highlight=False)
-    console.print(f"[bold]source:[/] {s.source.paper} ({s.source.where})", highlight=False)
+
+    def line(label: str, text: str) -> None:
+        console.print(Text.assemble((label, "bold"), text), highlight=False)
+
+    line(s.id, f" v{s.version}: {s.title}")
+    line("claim:", f" {s.claim.strip()}")
+    line("source:", f" {s.source.paper} ({s.source.where})")
     if s.regime:
-        console.print(f"[bold]regime:[/] {s.regime}", highlight=False)
-    console.print(f"[bold]experiment:[/] {s.experiment.kind} params={s.experiment.params} "
-                  f"sweep={s.experiment.sweep} seeds={s.experiment.seeds}", highlight=False)
+        line("regime:", f" {s.regime}")
+    line("experiment:", f" {s.experiment.kind} params={s.experiment.params} "
+                        f"sweep={s.experiment.sweep} seeds={s.experiment.seeds}")
     for r in task.rules:
-        console.print(f"  rule {r.model_dump(exclude_defaults=True)}", highlight=False)
+        line("", f"  rule {r.model_dump(exclude_defaults=True)}")
     for c in s.controls:
-        console.print(f"[bold]control[/] {c.name}: override {c.override} must be {c.verdict}"
-                      f" — {c.description}", highlight=False)
+        line("control", f" {c.name}: override {c.override} must be {c.verdict} — "
+                        f"{c.description}")
     for name, prof in s.profiles.items():
-        console.print(f"[bold]profile[/] {name}: {prof.model_dump(exclude_defaults=True)}; "
-                      f"published verdict {s.expected_verdict.get(name)}", highlight=False)
-    console.print(f"spec sha256 {task.sha256}")
+        line("profile", f" {name}: {prof.model_dump(exclude_defaults=True)}; "
+                        f"published verdict {s.expected_verdict.get(name)}")
+    line("", f"spec sha256 {task.sha256}")
 
 
 def _rebuild_site(results_dir: Path | None) -> None:
@@ -252,9 +306,11 @@ def _rebuild_site(results_dir: Path | None) -> None:
 
         site = build_site(runs_dir(), site_dir())
     except Exception as exc:  # noqa: BLE001  (the run's records are written; the site can wait)
-        err_console.print(f"[yellow]warning:[/] the site was not rebuilt: {exc}", highlight=False)
+        _say("warning:", "yellow", f"the site was not rebuilt: {short(str(exc), 300, raw=True)}")
         return
-    console.print(f"site rebuilt: {site.index}", highlight=False)
+    for note in site.notes:
+        _say("note:", "yellow", note)
+    console.print(Text(f"site rebuilt: {site.index}"), highlight=False)
 
 
 @app.command("publish")
@@ -271,9 +327,9 @@ def publish(
     except SiteError as exc:
         raise _fail(str(exc)) from None
     for note in site.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"{len(site.pages)} claim page(s) from {site.n_records} record(s): {site.index}",
-                  highlight=False)
+        _say("note:", "yellow", note)
+    console.print(Text(f"{len(site.pages)} claim page(s) from {site.n_records} record(s): "
+                       f"{site.index}"), highlight=False)
 
 
 @app.command("serve")
@@ -286,11 +342,14 @@ def serve(
     from theorybench.leaderboard.serve import base_url, make_server
     from theorybench.paths import site_dir
 
+    if not _is_loopback(host):
+        _say("warning:", "yellow", f"--host {host} is not a loopback address: anyone who can "
+             "reach this machine can read the site")
     try:
         server = make_server(folder or site_dir(), host, port, quiet=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    console.print(f"serving {folder or site_dir()} at {base_url(server)} (Ctrl-C stops)",
+    console.print(Text(f"serving {folder or site_dir()} at {base_url(server)} (Ctrl-C stops)"),
                   highlight=False)
     try:
         server.serve_forever()
@@ -298,6 +357,15 @@ def serve(
         pass
     finally:
         server.server_close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main() -> None:  # pragma: no cover
