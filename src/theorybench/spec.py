@@ -125,9 +125,9 @@ class Experiment(_Strict):
     sweep: dict[str, list[ParamValue]] = Field(
         default_factory=dict, description="parameters whose values form a grid of cells"
     )
-    seeds: int = Field(ge=1, le=MAX_SEEDS,
+    seeds: int = Field(ge=1, le=MAX_SEEDS, strict=True,
                        description="how many seeds (0, 1, ..., seeds - 1 + seed_offset)")
-    seed_offset: int = Field(0, ge=0, lt=2**31)
+    seed_offset: int = Field(0, ge=0, lt=2**31, strict=True)
     divergence_tolerance: float = Field(
         0.0, ge=0.0, le=1.0, description="fraction of an arm's seeds allowed non-finite values "
         "before the arm's verdict is `error` (diverged)")
@@ -142,7 +142,7 @@ class Experiment(_Strict):
 
 
 class ProfileSpec(_Strict):
-    seeds: int | None = Field(None, ge=1, le=MAX_SEEDS)
+    seeds: int | None = Field(None, ge=1, le=MAX_SEEDS, strict=True)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     sweep: dict[str, list[ParamValue]] = Field(default_factory=dict)
 
@@ -170,7 +170,7 @@ class Reference(_Strict):
 
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_-]+/[a-z0-9_.-]+$", description="'<family>/<claim>'")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000, strict=True)
     title: str
     claim: str
     source: Source
@@ -413,6 +413,8 @@ def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
     path = Path(path)
     raw, data = _read(path)
     problems = Problems(path)
+    for field, msg in checks.texts(data, ""):
+        problems.add(field, msg)
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:

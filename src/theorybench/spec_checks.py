@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from theorybench.yaml_safe import short
 
+MAX_TEXT = 20_000
 MAX_ID_PART = 64
 MAX_NAME = 64
 MAX_SWEEP_VALUES = 1_000
@@ -52,6 +53,20 @@ def nonfinite(value: Any, field: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             yield from nonfinite(item, f"{field}[{i}]")
+
+
+def texts(value: Any, field: str) -> Iterator[tuple[str, str]]:
+    """Strings longer than MAX_TEXT characters (keys too) anywhere in ``value``."""
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        yield field, f"{len(value)} characters, more than the limit of {MAX_TEXT}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{field}.{short(key, 40, raw=True)}" if field else short(key, 40, raw=True)
+            yield from texts(key, sub)
+            yield from texts(item, sub)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from texts(item, f"{field}[{i}]")
 
 
 def nonfinite_params(params: BaseModel) -> Iterator[tuple[str, str]]:
