@@ -239,7 +239,10 @@ def validate(
 @app.command("list")
 def list_(results_dir: Path = typer.Option(None, help="records folder (default results/runs)")):
     """Tasks and suites, with each task's last verdict."""
-    history = load_history(results_dir or runs_dir())
+    skipped: list[str] = []
+    history = load_history(results_dir or runs_dir(), skipped)
+    for message in skipped:
+        _say("warning:", "yellow", message)
     last = history.groupby("task_id").tail(1).set_index("task_id") if len(history) else None
     table = Table(title="tasks")
     for col in ("task", "title", "last verdict", "profile", "when"):
