@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from theorybench import divergence
 from theorybench.device import device_name, resolve_device, seed_everything
 from theorybench.executors import Executor, LocalExecutor
 from theorybench.registry import get_experiment
@@ -168,6 +169,7 @@ def run_task(
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rule_seed = zlib.crc32(task.spec.id.encode())
     judged = []
+    nonfinite: dict[str, dict[str, Any]] = {}
     by_arm: dict[str, pd.DataFrame] = {}
     for arm in arms:
         if errors:
@@ -175,7 +177,13 @@ def run_task(
             continue
         rows = table[table["arm"] == arm.name].reset_index(drop=True)
         by_arm[arm.name] = rows
-        judged.append(_judge(arm, rows, rule_seed))
+        result, found = divergence.guard(
+            arm.name, arm.required_verdict, rows, get_experiment(arm.kind).columns, arm.rules,
+            task.spec.experiment.divergence_tolerance,
+            lambda arm=arm, rows=rows: _judge(arm, rows, rule_seed))
+        judged.append(result)
+        if found.diverged_seeds:
+            nonfinite[arm.name] = found.to_dict()
     claim, controls = judged[0], judged[1:]
     error = errors[0] if errors else next((a.error for a in judged if a.error), None)
     verdict = "error" if claim.verdict == "error" or errors else claim.verdict
@@ -192,7 +200,7 @@ def run_task(
         profile=profile,
         expected_verdict=task.spec.expected_verdict.get(profile),  # type: ignore[call-overload]
         verdict=verdict,
-        validated=all(c.as_required for c in controls),
+        validated=claim.verdict != "error" and all(c.as_required for c in controls),
         claim=claim,
         controls=controls,
         error=error,
@@ -205,6 +213,7 @@ def run_task(
                           0 if o.table is None else len(o.table), o.error) for o in outputs],
         table=table_to_json(table),
         environment=environment(device_name(dev)) | {"torch_threads": torch.get_num_threads()},
+        extra={"nonfinite": nonfinite} if nonfinite else {},
     )
     path = write_record(record, results_dir) if write else None
     return TaskOutcome(record, path, by_arm)

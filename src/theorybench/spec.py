@@ -70,7 +70,9 @@ class SpecError(ValueError):
             unique = [*unique[:MAX_PROBLEMS - 1],
                       SpecError(unique[0].file, "(more)", f"{rest} more problem(s) not shown")]
         first = unique[0]
-        return cls(first.file, first.field, first.message, unique)
+        collected = cls(first.file, "", "", unique)
+        collected.field, collected.message = first.field, first.message
+        return collected
 
 
 class Problems:
