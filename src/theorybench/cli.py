@@ -312,7 +312,8 @@ def _rebuild_site(results_dir: Path | None) -> None:
         _say("warning:", "yellow", f"the site was not rebuilt: {short(str(exc), 300, raw=True)}")
         return
     for note in site.notes:
-        _say("note:", "yellow", note)
+        if note.startswith("skipped "):
+            _say("warning:", "yellow", note)
     console.print(Text(f"site rebuilt: {site.index}"), highlight=False)
 
 
@@ -330,7 +331,7 @@ def publish(
     except SiteError as exc:
         raise _fail(str(exc)) from None
     for note in site.notes:
-        _say("note:", "yellow", note)
+        _say("warning:" if note.startswith("skipped ") else "note:", "yellow", note)
     console.print(Text(f"{len(site.pages)} claim page(s) from {site.n_records} record(s): "
                        f"{site.index}"), highlight=False)
 
