@@ -79,7 +79,8 @@ class Problems:
     """The problems found in one file so far."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path, self.items = path, []  # type: list[SpecError]
+        self.path = path
+        self.items: list[SpecError] = []
         self.seen: set[tuple[str, ...]] = set()
 
     def first_time(self, *key: str) -> bool:
@@ -96,10 +97,9 @@ class Problems:
     def extend(self, exc: SpecError) -> None:
         self.items.extend(exc.problems)
 
-    def pydantic(self, exc: ValidationError, prefix: str = "",
-                 rename: dict[str, str] | None = None) -> None:
+    def pydantic(self, exc: ValidationError, prefix: str = "") -> None:
+        """Every error of a pydantic validation, its fields under ``prefix``."""
         for field, msg in _errors(exc):
-            msg = (rename or {}).get(msg, msg)
             self.add(f"{prefix}.{field}" if prefix and field != "(top level)" else
                      prefix or field, msg)
 
@@ -270,10 +270,6 @@ def _errors(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    return _errors(exc)[0]
-
-
 def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     """The file's bytes and its top-level mapping; SpecError for anything else."""
     try:
@@ -408,6 +404,44 @@ def _raw_rule_lists(data: dict[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
+def _check_grids(problems: Problems, spec: TaskSpec, kind: str, path: Path) -> None:
+    """Every parameter set the task can run: the experiment, each control, each profile and
+    each control under each profile. A problem inherited from the base is reported once."""
+    exp = spec.experiment
+    _validate_grid(problems, "experiment", kind, exp.params, exp.sweep)
+    broken: set[int] = set()
+    for i, control in enumerate(spec.controls):
+        try:
+            c_params, c_sweep = _apply(exp.params, exp.sweep, control.override, control.sweep,
+                                       path, f"controls[{i}].override", f"controls[{i}].sweep")
+        except SpecError as exc:
+            problems.extend(exc)
+            broken.add(i)
+            continue
+        if not _validate_grid(problems, f"controls[{i}]", kind, c_params, c_sweep,
+                              f"controls[{i}].override"):
+            broken.add(i)
+    for name, prof in spec.profiles.items():
+        try:
+            params, sweep = _apply(exp.params, exp.sweep, prof.params, prof.sweep, path,
+                                   f"profiles.{name}.params", f"profiles.{name}.sweep")
+        except SpecError as exc:
+            problems.extend(exc)
+            continue
+        _validate_grid(problems, f"profiles.{name}", kind, params, sweep)
+        for i, control in enumerate(spec.controls):
+            if i in broken:
+                continue
+            try:
+                c_params, c_sweep = _apply(params, sweep, control.override, control.sweep, path,
+                                           f"controls[{i}].override", f"controls[{i}].sweep")
+            except SpecError as exc:
+                problems.extend(exc)
+                continue
+            _validate_grid(problems, f"controls[{i}] (under profile {name})", kind,
+                           c_params, c_sweep, f"controls[{i}].override (under profile {name})")
+
+
 def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
     """Read and validate one task file. Raises SpecError carrying every problem found, each
     naming the file and the field. A spec whose estimated cost exceeds a profile's budget
@@ -424,8 +458,7 @@ def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
         problems.seen.update(("rule", p.field) for p in problems.items)
         for field, raws in _raw_rule_lists(data):
             _parse_rules(problems, field, raws)
-        problems.raise_if_any()
-        raise  # pragma: no cover  (a ValidationError always has an error)
+        raise SpecError.collect(problems.items) from None
     expected_id = f"{path.parent.name}/{path.stem}"
     if path.parent.parent.name == "tasks" and spec.id != expected_id:
         problems.add("id", f"expected {short(expected_id)} (the file's folder and name)")
@@ -449,46 +482,13 @@ def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
         kind = get_experiment(spec.experiment.kind)
     except KeyError as exc:
         problems.add("experiment.kind", str(exc.args[0]))
-        problems.raise_if_any()
-        raise
+        raise SpecError.collect(problems.items) from None
     columns = checks.available_columns(kind.columns, [s for _, s in sweeps])
     checks.rule_columns(rules, "expect", columns, problems)
     for i, control in enumerate(spec.controls):
         if control.expect is not None:
             checks.rule_columns(control_rules[i], f"controls[{i}].expect", columns, problems)
-    exp = spec.experiment
-    _validate_grid(problems, "experiment", kind.name, exp.params, exp.sweep)
-    broken: set[int] = set()
-    for i, control in enumerate(spec.controls):
-        try:
-            c_params, c_sweep = _apply(exp.params, exp.sweep, control.override, control.sweep,
-                                       path, f"controls[{i}].override", f"controls[{i}].sweep")
-        except SpecError as exc:
-            problems.extend(exc)
-            broken.add(i)
-            continue
-        if not _validate_grid(problems, f"controls[{i}]", kind.name, c_params, c_sweep,
-                              f"controls[{i}].override"):
-            broken.add(i)
-    for name, prof in spec.profiles.items():
-        try:
-            params, sweep = _apply(exp.params, exp.sweep, prof.params, prof.sweep, path,
-                                   f"profiles.{name}.params", f"profiles.{name}.sweep")
-        except SpecError as exc:
-            problems.extend(exc)
-            continue
-        _validate_grid(problems, f"profiles.{name}", kind.name, params, sweep)
-        for i, control in enumerate(spec.controls):
-            if i in broken:
-                continue
-            try:
-                c_params, c_sweep = _apply(params, sweep, control.override, control.sweep, path,
-                                           f"controls[{i}].override", f"controls[{i}].sweep")
-            except SpecError as exc:
-                problems.extend(exc)
-                continue
-            _validate_grid(problems, f"controls[{i}] (under profile {name})", kind.name,
-                           c_params, c_sweep, f"controls[{i}].override (under profile {name})")
+    _check_grids(problems, spec, kind.name, path)
     problems.raise_if_any()
     task = LoadedTask(spec, path, hashlib.sha256(raw).hexdigest(), rules, control_rules)
     if not allow_expensive:
