@@ -127,7 +127,8 @@ def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> T
         rule = rec.claim.rules[0] if rec.claim.rules else {}
         ci = (f"[{_fmt(rule.get('ci_low'))}, {_fmt(rule.get('ci_high'))}]" if rule else "-")
         table.add_row(Text(rec.task_id), _verdict(rec.verdict), Text(_fmt(rec.expected_verdict)),
-                      _fmt(rule.get("effect")), ci, _control_cell(out), f"{rec.wall_s:.1f}")
+                      Text(_fmt(rule.get("effect"))), Text(ci), _control_cell(out),
+                      f"{rec.wall_s:.1f}")
     for bad in bad_specs:
         table.add_row(Text(bad.file), _verdict("error"), "-", "-", "-", "-", "-")
     return table
@@ -201,7 +202,7 @@ def run(
     console.print(_verdict_table(outcomes, bad))
     written = [o.path for o in outcomes if o.path]
     if written:
-        console.print(f"{len(written)} record(s) written to {written[0].parent}")
+        console.print(Text(f"{len(written)} record(s) written to {written[0].parent}"))
         _rebuild_site(results_dir)
     failed = [o.record for o in outcomes if o.record.verdict == "error"]
     for rec in failed:
@@ -300,8 +301,8 @@ def _rebuild_site(results_dir: Path | None) -> None:
     from theorybench.paths import site_dir
 
     if results_dir is not None and results_dir.resolve() != runs_dir().resolve():
-        console.print(f"site not rebuilt (records are in {results_dir}); to see them: "
-                      f"theorybench publish --results-dir {results_dir} --out DIR",
+        console.print(Text(f"site not rebuilt (records are in {results_dir}); to see them: "
+                           f"theorybench publish --results-dir {results_dir} --out DIR"),
                       highlight=False)
         return
     try:
