@@ -13,16 +13,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from theorybench.cli import app
 from theorybench.leaderboard import SiteError, build_site, figures
 from theorybench.leaderboard.build import describe_rule, page_path
 from theorybench.leaderboard.serve import serve_in_thread
-from theorybench.registry import get_experiment, load_experiments
+from theorybench.registry import experiment
 from theorybench.results import ArmResult, CellTiming, RunRecord, table_to_json, write_record
 
 EVIL = "<script>alert('x')</script>"
+
+
+class CurveParams(BaseModel):
+    depth: int = 2
+
+
+@experiment("test_site_curve", family="testing", params=CurveParams, columns=("phase", "y"),
+            example={"depth": 2})
+def site_curve(p: CurveParams, seeds, device) -> pd.DataFrame:
+    """The columns the synthetic records below carry (specs name only columns that exist)."""
+    return pd.DataFrame({"seed": list(seeds), "phase": "init", "y": float(p.depth)})
 
 
 def curve_table(arms: tuple[str, ...] = ("claim", "flat-control"), seeds: int = 4) -> pd.DataFrame:
@@ -99,15 +111,13 @@ def no_tasks(tmp_path: Path) -> Path:
 
 def spec_tasks_root(tmp_path: Path, task_id: str, title: str, **extra: Any) -> Path:
     """A tasks folder holding one valid spec for ``task_id``, on a registered experiment kind."""
-    load_experiments()
-    kind = get_experiment("perturbation_stability")
     root = tmp_path / "tasks"
     (root / task_id.split("/")[0]).mkdir(parents=True, exist_ok=True)
     spec = {
         "id": task_id, "version": 1, "title": title,
         "claim": f"The claim text {EVIL} with <b>markup</b>.",
         "source": {"paper": f"Paper {EVIL}", "where": "Thm 1", "url": "javascript:alert(1)"},
-        "experiment": {"kind": kind.name, "params": kind.example, "seeds": 4},
+        "experiment": {"kind": "test_site_curve", "sweep": {"depth": [2, 4, 8]}, "seeds": 4},
         "expect": [{"rule": "trend", "metric": "y", "along": "depth", "direction": "increasing",
                     "min_effect": 0.3, "where": {"phase": "trained"}, "label": f"y grows {EVIL}"}],
         "controls": [{"name": "flat-control", "description": f"flat {EVIL}", "override": {},

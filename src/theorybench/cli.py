@@ -6,6 +6,7 @@ Exit status: 0 when every task ran (whatever its verdict), 1 when a task's verdi
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,34 +15,56 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from theorybench.device import DEVICE_CHOICES
+from theorybench import cost
+from theorybench.device import DEVICE_CHOICES, resolve_device
 from theorybench.executors import LocalExecutor
 from theorybench.paths import runs_dir, tasks_dir
 from theorybench.results import load_history
 from theorybench.runner import CellOutput, TaskOutcome, run_task
 from theorybench.spec import (
+    MAX_SEEDS,
     PROFILES,
+    Problems,
     SpecError,
     find_suite,
     load_suite,
     load_task,
+    resolve,
     suite_tasks,
     task_id_of,
     task_paths,
 )
+from theorybench.yaml_safe import short
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Check claims of deep-learning theory against practice.")
-# Piped output (CI logs) gets a wide table rather than rich's default of 80 columns.
+# Piped output (CI logs) gets a wide table rather than rich's default of 80 columns. Text from
+# specs and records is always printed as rich Text, never parsed as console markup.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 VERDICT_STYLE = {"holds": "green", "refuted": "red", "inconclusive": "yellow", "error": "bold red"}
 
 
+def _say(label: str, style: str, message: object, out: Console | None = None) -> None:
+    """``label`` in ``style`` then ``message`` literally, on one line however long."""
+    (out or err_console).print(Text.assemble((label, style), " ", str(message)), highlight=False,
+                               soft_wrap=True)
+
+
+def _verdict(verdict: object) -> Text:
+    return Text(str(verdict), style=VERDICT_STYLE.get(str(verdict), ""))
+
+
+def _mark(ok: bool) -> Text:
+    return Text("✓", style="green") if ok else Text("✗", style="red")
+
+
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    for line in str(message).splitlines() or [""]:
+        _say("error:", "bold red", line)
     return typer.Exit(2)
 
 
@@ -54,19 +77,27 @@ class Target:
     suite: str | None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
 def _task_path(name: str) -> Path:
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in (".yaml", ".yml") and _is_file(path):
         return path
     path = tasks_dir() / f"{name}.yaml"
-    if path.is_file():
+    if _is_file(path) and path.resolve().is_relative_to(tasks_dir().resolve()):
         return path
-    raise _fail(f"no task or suite named {name!r} (see `theorybench list`)")
+    raise _fail(f"no task or suite named {short(name)} (see `theorybench list`)")
 
 
 def _target(name: str, profile: str | None) -> Target:
     path = Path(name)
-    suite_path = path if path.is_file() and path.parent.name == "suites" else find_suite(name)
+    suite_path = (path if _is_file(path) and path.parent.name == "suites" else
+                  find_suite(name) if "/" not in name and "\0" not in name else None)
     if suite_path is None:
         return Target([_task_path(name)], profile or "smoke", None)
     suite = load_suite(suite_path)
@@ -77,14 +108,18 @@ def _fmt(x: object) -> str:
     return "-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
 
 
-def _control_cell(outcome: TaskOutcome) -> str:
+def _control_cell(outcome: TaskOutcome) -> Text:
     rec = outcome.record
-    parts = []
-    for c in rec.controls:
-        mark = "[green]✓[/]" if c.as_required else "[red]✗[/]"
-        parts.append(f"{c.verdict} {mark}")
-    text = ", ".join(parts) or "-"
-    return text if all(c.as_required for c in rec.controls) else f"{text} [red](control missed)[/]"
+    text = Text()
+    for i, c in enumerate(rec.controls):
+        text.append(", " if i else "")
+        text.append(f"{c.verdict} ")
+        text.append("✓" if c.as_required else "✗", style="green" if c.as_required else "red")
+    if not rec.controls:
+        text.append("-")
+    if not all(c.as_required for c in rec.controls):
+        text.append(" (control missed)", style="red")
+    return text
 
 
 def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> Table:
@@ -95,12 +130,12 @@ def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> T
         rec = out.record
         rule = rec.claim.rules[0] if rec.claim.rules else {}
         ci = (f"[{_fmt(rule.get('ci_low'))}, {_fmt(rule.get('ci_high'))}]" if rule else "-")
-        style = VERDICT_STYLE.get(rec.verdict, "")
-        table.add_row(rec.task_id, f"[{style}]{rec.verdict}[/]", ", ".join(rec.statuses) or "-",
-                      _fmt(rec.expected_verdict), _fmt(rule.get("effect")), ci,
-                      _control_cell(out), f"{rec.wall_s:.1f}")
+        table.add_row(Text(rec.task_id), _verdict(rec.verdict),
+                      Text(", ".join(rec.statuses) or "-"), Text(_fmt(rec.expected_verdict)),
+                      Text(_fmt(rule.get("effect"))), Text(ci), _control_cell(out),
+                      f"{rec.wall_s:.1f}")
     for bad in bad_specs:
-        table.add_row(bad.file, "[bold red]error[/]", "-", "-", "-", "-", "-", "-")
+        table.add_row(Text(bad.file), _verdict("error"), "-", "-", "-", "-", "-", "-")
     return table
 
 
@@ -117,13 +152,22 @@ def run(
                                    "(CIFAR-10, MNIST) for paper profiles; never downloaded"),
     seed_offset: int = typer.Option(None, min=0, help="first seed (default: the spec's published "
                                     "block); 2000-9999 for pilots (see README: seed blocks)"),
+    allow_expensive: bool = typer.Option(False, "--allow-expensive",
+                                         help="run specs whose estimated cost exceeds the "
+                                         "profile's budget"),
 ) -> None:
     """Run a suite or a task, print the verdict table, write one record per task and rebuild
     the leaderboard (results/site/) when the records went to results/runs/."""
     if profile is not None and profile not in PROFILES:
         raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
     if device not in DEVICE_CHOICES:
-        raise _fail(f"--device must be one of {DEVICE_CHOICES}, got {device!r}")
+        raise _fail(f"--device must be one of {DEVICE_CHOICES}, got {short(device)}")
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise _fail(f"--device {device}: {exc}") from None
+    if seeds is not None and seeds > MAX_SEEDS:
+        raise _fail(f"--seeds must be at most {MAX_SEEDS}, got {seeds}")
     try:
         target = _target(name, profile)
     except SpecError as exc:
@@ -136,9 +180,16 @@ def run(
     with Progress(*columns, console=console, transient=True) as progress:
         for path in target.paths:
             try:
-                task = load_task(path)
+                task = load_task(path, allow_expensive=allow_expensive)
+                if not allow_expensive and seeds is not None:
+                    budget = Problems(path)
+                    for field, message in cost.over_budget(resolve(task, target.profile, seeds),
+                                                           target.profile):
+                        budget.add(f"{field} (with --seeds {seeds})", message)
+                    budget.raise_if_any()
             except SpecError as exc:
-                err_console.print(f"[bold red]spec error:[/] {exc}", highlight=False)
+                for problem in exc.problems:
+                    _say("spec error:", "bold red", problem.line)
                 bad.append(exc)
                 continue
             bar = progress.add_task(task.spec.id, total=None)
@@ -146,8 +197,8 @@ def run(
             def advance(out: CellOutput, done: int, total: int, bar: int = bar) -> None:
                 progress.update(bar, completed=done, total=total)
                 if out.error:
-                    progress.console.print(f"[red]cell error[/] {out.cell.task_id}: {out.error}",
-                                           highlight=False)
+                    _say("cell error", "red", f"{out.cell.task_id}: {out.error}",
+                         progress.console)
 
             outcome = run_task(task, target.profile, device=device, seeds=seeds,
                                suite=target.suite, executor=executor, results_dir=results_dir,
@@ -159,11 +210,11 @@ def run(
     console.print(_verdict_table(outcomes, bad))
     written = [o.path for o in outcomes if o.path]
     if written:
-        console.print(f"{len(written)} record(s) written to {written[0].parent}")
+        console.print(Text(f"{len(written)} record(s) written to {written[0].parent}"))
         _rebuild_site(results_dir)
     failed = [o.record for o in outcomes if o.record.verdict == "error"]
     for rec in failed:
-        err_console.print(f"[bold red]{rec.task_id}:[/] {rec.error}", highlight=False)
+        _say(f"{rec.task_id}:", "bold red", rec.error)
     if bad:
         raise typer.Exit(2)
     if failed:
@@ -171,11 +222,15 @@ def run(
 
 
 @app.command("validate")
-def validate(paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)"),
-             runs: Path = typer.Option(None, "--runs-dir", help="records that published "
-                                       "verdicts must name (default results/runs)")):
+def validate(
+    paths: list[Path] = typer.Argument(None, help="spec files (default: all tasks)"),
+    runs: Path = typer.Option(None, "--runs-dir", help="records that published verdicts must "
+                              "name (default results/runs)"),
+    allow_expensive: bool = typer.Option(False, "--allow-expensive",
+                                         help="do not check costs against the budgets"),
+):
     """Check task and suite specs, and that every published verdict names the record that
-    measured it; one line per malformed file."""
+    measured it; one line per problem, each naming the file and the field."""
     from theorybench.status import published_problems, records_by_id
 
     files = paths or [*task_paths(), *sorted((tasks_dir().parent / "suites").glob("*.yaml"))]
@@ -186,14 +241,17 @@ def validate(paths: list[Path] = typer.Argument(None, help="spec files (default:
             if path.parent.name == "suites":
                 suite_tasks(load_suite(path), path)
             else:
-                task = load_task(path)
+                task = load_task(path, allow_expensive=allow_expensive)
                 if task.spec.expected_verdict:
                     records = records_by_id(runs or runs_dir()) if records is None else records
+                    found = Problems(path)
                     for field, message in published_problems(task, records):
-                        raise SpecError(path, field, message)
+                        found.add(field, message)
+                    found.raise_if_any()
         except SpecError as exc:
             problems += 1
-            err_console.print(str(exc), highlight=False, soft_wrap=True)
+            for problem in exc.problems:
+                err_console.print(Text(problem.line), highlight=False, soft_wrap=True)
     console.print(f"{len(files) - problems} of {len(files)} spec file(s) valid")
     if problems:
         raise typer.Exit(2)
@@ -202,7 +260,10 @@ def validate(paths: list[Path] = typer.Argument(None, help="spec files (default:
 @app.command("list")
 def list_(results_dir: Path = typer.Option(None, help="records folder (default results/runs)")):
     """Tasks and suites, with each task's last verdict."""
-    history = load_history(results_dir or runs_dir())
+    skipped: list[str] = []
+    history = load_history(results_dir or runs_dir(), skipped)
+    for message in skipped:
+        _say("warning:", "yellow", message)
     last = history.groupby("task_id").tail(1).set_index("task_id") if len(history) else None
     table = Table(title="tasks")
     for col in ("task", "title", "last verdict", "profile", "when"):
@@ -210,49 +271,52 @@ def list_(results_dir: Path = typer.Option(None, help="records folder (default r
     for path in task_paths():
         task_id = task_id_of(path)
         try:
-            title = load_task(path).spec.title
+            title = Text(load_task(path, allow_expensive=True).spec.title)
         except SpecError as exc:
-            title = f"[red]invalid: {exc.field}: {exc.message}[/]"
+            title = Text(f"invalid: {exc.field}: {exc.message}", style="red")
         if last is not None and task_id in last.index:
             row = last.loc[task_id]
-            style = VERDICT_STYLE.get(row["verdict"], "")
-            table.add_row(task_id, title, f"[{style}]{row['verdict']}[/]", row["profile"],
-                          row["started"])
+            table.add_row(Text(task_id), title, _verdict(row["verdict"]), Text(str(row["profile"])),
+                          Text(str(row["started"])))
         else:
-            table.add_row(task_id, title, "-", "-", "-")
+            table.add_row(Text(task_id), title, "-", "-", "-")
     console.print(table)
     suites = sorted((tasks_dir().parent / "suites").glob("*.yaml"))
-    console.print("suites: " + ", ".join(p.stem for p in suites))
+    console.print(Text("suites: " + ", ".join(p.stem for p in suites)))
 
 
 @app.command("show")
 def show(task_id: str = typer.Argument(..., help="a task id or spec file")):
     """A task's claim, source, experiment, rules, controls and profiles."""
     try:
-        task = load_task(_task_path(task_id))
+        task = load_task(_task_path(task_id), allow_expensive=True)
     except SpecError as exc:
         raise _fail(str(exc)) from None
     s = task.spec
-    console.print(f"[bold]{s.id}[/] v{s.version}: {s.title}")
-    console.print(f"[bold]claim:[/] {s.claim.strip()}", highlight=False)
-    console.print(f"[bold]source:[/] {s.source.paper} ({s.source.where})", highlight=False)
+
+    def line(label: str, text: str) -> None:
+        console.print(Text.assemble((label, "bold"), text), highlight=False)
+
+    line(s.id, f" v{s.version}: {s.title}")
+    line("claim:", f" {s.claim.strip()}")
+    line("source:", f" {s.source.paper} ({s.source.where})")
     if s.regime:
-        console.print(f"[bold]regime:[/] {s.regime}", highlight=False)
+        line("regime:", f" {s.regime}")
     if s.out_of_regime:
-        console.print(f"[bold]out of regime:[/] {s.out_of_regime}", highlight=False)
-    console.print(f"[bold]experiment:[/] {s.experiment.kind} params={s.experiment.params} "
-                  f"sweep={s.experiment.sweep} seeds={s.experiment.seeds}", highlight=False)
+        line("out of regime:", f" {s.out_of_regime}")
+    line("experiment:", f" {s.experiment.kind} params={s.experiment.params} "
+                        f"sweep={s.experiment.sweep} seeds={s.experiment.seeds}")
     for r in task.rules:
-        console.print(f"  rule {r.model_dump(exclude_defaults=True)}", highlight=False)
+        line("", f"  rule {r.model_dump(exclude_defaults=True)}")
     for c in s.controls:
-        console.print(f"[bold]control[/] {c.name}: override {c.override} must be {c.verdict}"
-                      f" — {c.description}", highlight=False)
+        line("control", f" {c.name}: override {c.override} must be {c.verdict} — "
+                        f"{c.description}")
     for name, prof in s.profiles.items():
         pub = s.expected_verdict.get(name)
-        console.print(f"[bold]profile[/] {name}: {prof.model_dump(exclude_defaults=True)}; "
-                      + (f"published verdict {pub.verdict} (record {pub.record})" if pub
-                         else "unmeasured"), highlight=False)
-    console.print(f"spec sha256 {task.sha256}")
+        line("profile", f" {name}: {prof.model_dump(exclude_defaults=True)}; "
+                        + (f"published verdict {pub.verdict} (record {pub.record})" if pub
+                           else "unmeasured"))
+    line("", f"spec sha256 {task.sha256}")
 
 
 def _rebuild_site(results_dir: Path | None) -> None:
@@ -261,8 +325,8 @@ def _rebuild_site(results_dir: Path | None) -> None:
     from theorybench.paths import site_dir
 
     if results_dir is not None and results_dir.resolve() != runs_dir().resolve():
-        console.print(f"site not rebuilt (records are in {results_dir}); to see them: "
-                      f"theorybench publish --results-dir {results_dir} --out DIR",
+        console.print(Text(f"site not rebuilt (records are in {results_dir}); to see them: "
+                           f"theorybench publish --results-dir {results_dir} --out DIR"),
                       highlight=False)
         return
     try:
@@ -270,9 +334,12 @@ def _rebuild_site(results_dir: Path | None) -> None:
 
         site = build_site(runs_dir(), site_dir())
     except Exception as exc:  # noqa: BLE001  (the run's records are written; the site can wait)
-        err_console.print(f"[yellow]warning:[/] the site was not rebuilt: {exc}", highlight=False)
+        _say("warning:", "yellow", f"the site was not rebuilt: {short(str(exc), 300, raw=True)}")
         return
-    console.print(f"site rebuilt: {site.index}", highlight=False)
+    for note in site.notes:
+        if note.startswith("skipped "):
+            _say("warning:", "yellow", note)
+    console.print(Text(f"site rebuilt: {site.index}"), highlight=False)
 
 
 @app.command("publish")
@@ -289,9 +356,9 @@ def publish(
     except SiteError as exc:
         raise _fail(str(exc)) from None
     for note in site.notes:
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"{len(site.pages)} claim page(s) from {site.n_records} record(s): {site.index}",
-                  highlight=False)
+        _say("warning:" if note.startswith("skipped ") else "note:", "yellow", note)
+    console.print(Text(f"{len(site.pages)} claim page(s) from {site.n_records} record(s): "
+                       f"{site.index}"), highlight=False)
 
 
 @app.command("serve")
@@ -304,11 +371,14 @@ def serve(
     from theorybench.leaderboard.serve import base_url, make_server
     from theorybench.paths import site_dir
 
+    if not _is_loopback(host):
+        _say("warning:", "yellow", f"--host {host} is not a loopback address: anyone who can "
+             "reach this machine can read the site")
     try:
         server = make_server(folder or site_dir(), host, port, quiet=False)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    console.print(f"serving {folder or site_dir()} at {base_url(server)} (Ctrl-C stops)",
+    console.print(Text(f"serving {folder or site_dir()} at {base_url(server)} (Ctrl-C stops)"),
                   highlight=False)
     try:
         server.serve_forever()
@@ -316,6 +386,15 @@ def serve(
         pass
     finally:
         server.server_close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command("replicate")
@@ -350,11 +429,14 @@ def replicate(
                                  results_dir=results_dir, write=not no_record, device=device,
                                  suite=target.suite, executor=LocalExecutor(jobs))
         failed = failed or not rep.replicates
-        ok = {True: "[green]✓[/]", False: "[red]✗[/]"}
-        controls = ", ".join(f"{n} {ok[v]}" for n, v in rep.controls.items()) or "-"
-        table.add_row(task.spec.id, rep.reference_source, str(rep.reference.get("verdict")),
-                      ", ".join(str(b.get("verdict")) for b in rep.blocks),
-                      ok[rep.claim_replicates], controls)
+        controls = Text()
+        for i, (control, same) in enumerate(rep.controls.items()):
+            controls.append((", " if i else "") + f"{control} ")
+            controls.append(_mark(same))
+        table.add_row(Text(task.spec.id), Text(rep.reference_source),
+                      _verdict(rep.reference.get("verdict")),
+                      Text(", ".join(str(b.get("verdict")) for b in rep.blocks)),
+                      _mark(rep.claim_replicates), controls if rep.controls else "-")
     console.print(table)
     if failed:
         raise typer.Exit(1)
@@ -376,23 +458,23 @@ def adopt(records: list[Path] = typer.Argument(..., help="record files of the pu
             record = json.loads(path.read_text())
             task = load_task(tasks_dir() / f"{record['task_id']}.yaml")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            err_console.print(f"{path}: cannot be read as a record: {exc}", highlight=False)
+            _say(f"{path}:", "bold red", f"cannot be read as a record: {exc}")
             refused += 1
             continue
         except SpecError as exc:
-            err_console.print(f"{path}: {exc}", highlight=False)
+            _say(f"{path}:", "bold red", exc)
             refused += 1
             continue
         problem = adopt_problem(record, task)
         if problem:
-            err_console.print(f"{path}: {problem}", highlight=False, soft_wrap=True)
+            _say(f"{path}:", "bold red", problem)
             refused += 1
             continue
         text = task.path.read_text()
         task.path.write_text(with_published(text, str(record["profile"]),
                                             str(record["verdict"]), str(record["run_id"])))
-        console.print(f"{task.path}: expected_verdict.{record['profile']} = "
-                      f"{record['verdict']} (record {record['run_id']})", highlight=False)
+        console.print(Text(f"{task.path}: expected_verdict.{record['profile']} = "
+                           f"{record['verdict']} (record {record['run_id']})"), soft_wrap=True)
     if refused:
         raise typer.Exit(2)
 
@@ -424,9 +506,8 @@ def power_(
         pilots = [r for r in of_task if is_pilot(r)]
         record = (by_id or pilots or of_task or [None])[-1]
         if record is not None and not by_id and not pilots:
-            err_console.print(f"[yellow]note:[/] no pilot record of {source}; using record "
-                              f"{record['run_id'][:8]} ({record.get('purpose') or 'published'})",
-                              highlight=False)
+            _say("note:", "yellow", f"no pilot record of {source}; using record "
+                 f"{record['run_id'][:8]} ({record.get('purpose') or 'published'})")
     if record is None:
         raise _fail(f"no record or task named {source!r} with a record")
     pilot_n = len(record.get("seeds") or [])
@@ -435,17 +516,17 @@ def power_(
         result = power(record, counts, draws, target)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    table = Table(title=f"{result.task_id}: chance that '{result.verdict}' replicates "
+    table = Table(title=Text(f"{result.task_id}: chance that '{result.verdict}' replicates "
                         f"(bootstrap over the {pilot_n} seeds of record {result.run_id[:8]}, "
-                        f"{draws} draws)")
+                        f"{draws} draws)"))
     for col in ("seeds", "claim verdict", "claim and controls"):
         table.add_column(col)
     for row in result.rows:
         table.add_row(str(row.seeds), f"{row.claim:.2f}", f"{row.joint:.2f}")
     console.print(table)
     smallest = result.smallest
-    console.print(f"smallest seed count reaching {target:.0%}: "
-                  f"{smallest if smallest is not None else 'none of ' + str(counts)}")
+    console.print(Text(f"smallest seed count reaching {target:.0%}: "
+                       f"{smallest if smallest is not None else 'none of ' + str(counts)}"))
 
 
 def main() -> None:  # pragma: no cover

@@ -40,6 +40,7 @@ class ExperimentKind:
     params: type[BaseModel]
     columns: tuple[str, ...]
     example: dict[str, Any] = field(default_factory=dict)
+    cost: Callable[[Any], float] | None = None
 
     def __call__(self, params: dict[str, Any], seeds: Sequence[int], device: torch.device):
         return self.fn(self.params.model_validate(params), tuple(seeds), device)
@@ -58,14 +59,17 @@ def experiment(
     params: type[BaseModel],
     columns: Sequence[str],
     example: dict[str, Any],
+    cost: Callable[[Any], float] | None = None,
 ) -> Callable[[ExperimentFn], ExperimentFn]:
     """Register ``fn`` as experiment kind ``name``; ``example`` is a tiny, fast parameter set
-    used by the conformance test."""
+    used by the conformance test. ``cost(params)`` estimates the work of one seed of one cell
+    in arbitrary but kind-consistent units (see :mod:`theorybench.cost` for the default)."""
 
     def register(fn: ExperimentFn) -> ExperimentFn:
         if name in _EXPERIMENTS and _EXPERIMENTS[name].fn is not fn:
             raise ValueError(f"experiment kind {name!r} is registered twice")
-        _EXPERIMENTS[name] = ExperimentKind(name, family, fn, params, tuple(columns), example)
+        _EXPERIMENTS[name] = ExperimentKind(name, family, fn, params, tuple(columns), example,
+                                            cost)
         return fn
 
     return register

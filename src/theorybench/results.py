@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +23,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from theorybench.paths import project_root, runs_dir
+from theorybench.yaml_safe import YAMLInputError, decode, read_bytes, short
 
 SCHEMA_VERSION = 1
+MAX_RECORD_BYTES = 512 * 1024 * 1024
+TASK_ID_PATTERN = r"^[a-z0-9_-]+/[a-z0-9_-][a-z0-9_.-]*$"
 
 
 @dataclass
@@ -186,18 +191,99 @@ def write_record(record: RunRecord, folder: Path | None = None) -> Path:
     return final
 
 
-def load_records(folder: Path | None = None) -> list[dict[str, Any]]:
-    """Every record under ``folder`` (oldest first); unreadable files are skipped."""
+class RecordSkipped(UserWarning):
+    """A file under the records folder that is not a readable, well-formed record."""
+
+
+class _ArmShape(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    verdict: str
+    rules: list[dict[str, Any]]
+    error: str | None = None
+
+
+class _RecordShape(BaseModel):
+    """The fields every reader of a record relies on, with their types; others are free."""
+
+    model_config = ConfigDict(extra="allow")
+    schema_: int = Field(alias="schema")
+    run_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    suite: str | None
+    task_id: str = Field(pattern=TASK_ID_PATTERN, max_length=200)
+    task_version: int
+    title: str
+    family: str
+    tags: list[str]
+    profile: str
+    verdict: str
+    validated: bool
+    claim: _ArmShape
+    controls: list[_ArmShape]
+    error: str | None
+    seeds: list[int]
+    device: str
+    started: str
+    finished: str
+    wall_s: float
+    cells: list[dict[str, Any]]
+    table: dict[str, Any]
+    environment: dict[str, Any]
+    spec_sha256: str
+    spec_path: str
+
+
+def check_record(data: Any) -> str | None:
+    """Why ``data`` is not a record this version reads, or None when it is."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    if data.get("schema") != SCHEMA_VERSION:
+        return f"schema {short(data.get('schema'))} is not {SCHEMA_VERSION}"
+    try:
+        _RecordShape.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{short(where, 80, raw=True)}: {short(err['msg'], 120, raw=True)}{more}"
+    return None
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One record file, parsed and checked; ValueError saying why it cannot be used."""
+    try:
+        data = json.loads(decode(read_bytes(path, MAX_RECORD_BYTES)))
+    except YAMLInputError as exc:
+        raise ValueError(exc.message) from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError
+        raise ValueError(f"not JSON: {short(str(exc), 120, raw=True)}") from None
+    problem = check_record(data)
+    if problem:
+        raise ValueError(f"not a valid record: {problem}")
+    return data
+
+
+def load_records(folder: Path | None = None,
+                 skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every record under ``folder`` (oldest first). A file that cannot be read or is not a
+    valid record is skipped with one message naming it: appended to ``skipped`` when given,
+    else issued as a :class:`RecordSkipped` warning."""
     folder = folder or runs_dir()
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = read_record(path)
+        except ValueError as exc:
+            message = f"skipped {path}: {exc}"
+            if skipped is not None:
+                skipped.append(message)
+            else:
+                warnings.warn(message, RecordSkipped, stacklevel=2)
             continue
-        if isinstance(data, dict) and data.get("schema") == SCHEMA_VERSION:
-            data["_path"] = str(path)
-            records.append(data)
+        data["_path"] = str(path)
+        records.append(data)
     records.sort(key=lambda r: (r["started"], r["run_id"]))
     return records
 
@@ -209,11 +295,11 @@ HISTORY_COLUMNS = [
 ]
 
 
-def load_history(folder: Path | None = None) -> pd.DataFrame:
+def load_history(folder: Path | None = None, skipped: list[str] | None = None) -> pd.DataFrame:
     """One row per run record: the verdict, the first rule's effect and interval, timing and
-    provenance."""
+    provenance. Unusable files are skipped as in :func:`load_records`."""
     rows = []
-    for rec in load_records(folder):
+    for rec in load_records(folder, skipped):
         first = rec["claim"]["rules"][0] if rec["claim"]["rules"] else {}
         rows.append({
             "run_id": rec["run_id"], "suite": rec["suite"], "task_id": rec["task_id"],

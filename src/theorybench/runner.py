@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from theorybench import divergence
 from theorybench.device import device_name, resolve_device, seed_everything
 from theorybench.executors import Executor, LocalExecutor
 from theorybench.registry import get_experiment
@@ -173,6 +174,7 @@ def run_task(
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rule_seed = zlib.crc32(task.spec.id.encode())
     judged = []
+    nonfinite: dict[str, dict[str, Any]] = {}
     by_arm: dict[str, pd.DataFrame] = {}
     for arm in arms:
         if errors:
@@ -180,7 +182,13 @@ def run_task(
             continue
         rows = table[table["arm"] == arm.name].reset_index(drop=True)
         by_arm[arm.name] = rows
-        judged.append(_judge(arm, rows, rule_seed))
+        result, found = divergence.guard(
+            arm.name, arm.required_verdict, rows, get_experiment(arm.kind).columns, arm.rules,
+            task.spec.experiment.divergence_tolerance,
+            lambda arm=arm, rows=rows: _judge(arm, rows, rule_seed))
+        judged.append(result)
+        if found.diverged_seeds:
+            nonfinite[arm.name] = found.to_dict()
     claim, controls = judged[0], judged[1:]
     error = errors[0] if errors else next((a.error for a in judged if a.error), None)
     verdict = "error" if claim.verdict == "error" or errors else claim.verdict
@@ -218,6 +226,7 @@ def run_task(
         expected_record=expected.record if expected else None,
         out_of_regime=task.spec.out_of_regime,
         paper_regime=task.spec.paper_regime,
+        extra={"nonfinite": nonfinite} if nonfinite else {},
     )
     record.statuses = statuses(record.to_dict(), expected is not None)
     path = write_record(record, results_dir) if write else None

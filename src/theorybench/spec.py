@@ -7,38 +7,109 @@ overrides under which the same rules must come out ``refuted``), profiles (``smo
 the record that measured it (see :mod:`theorybench.status`). A **suite**
 (``suites/<name>.yaml``) lists tasks (ids or glob patterns) and the profile to run them under.
 
-Every problem in a spec raises :class:`SpecError`, whose one-line message names the file, the
-field and what was expected. YAML is read with ``yaml.safe_load`` only.
+Loading collects every problem of a file before raising :class:`SpecError`: one short line per
+problem (``file: field: what was expected``), all of them in ``SpecError.problems``. YAML is read
+by :mod:`theorybench.yaml_safe` (no aliases, no duplicate keys, bounded size and depth); the
+checks beyond the schema (finite numbers, unique names, known columns, bounded cost) are in
+:mod:`theorybench.spec_checks`.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import fnmatch
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from theorybench import cost
+from theorybench import spec_checks as checks
 from theorybench.paths import suites_dir, tasks_dir
 from theorybench.registry import Verdict, get_experiment
 from theorybench.status import control_problems, rule_ids, spec_hash
 from theorybench.verdict import RuleSpec, parse_rule
+from theorybench.yaml_safe import YAMLInputError, decode, parse, read_bytes, short
 
 Profile = Literal["smoke", "standard", "paper"]
 PROFILES: tuple[str, ...] = ("smoke", "standard", "paper")
 ParamValue = Any
 
 
-class SpecError(ValueError):
-    """A malformed spec: ``file: field: what was expected``."""
+MAX_FIELD = 120
+MAX_MESSAGE = 240
+MAX_PROBLEMS = 40
+MAX_SEEDS = 10_000
+MAX_SWEEP_VALUES = 1_000
 
-    def __init__(self, file: Path | str, field: str, message: str) -> None:
-        self.file, self.field, self.message = str(file), field, message
-        super().__init__(f"{file}: {field}: {message}")
+
+class SpecError(ValueError):
+    """A malformed spec: ``file: field: what was expected``. ``problems`` holds every problem
+    found in the file (this one first); ``str()`` is one line per problem."""
+
+    def __init__(self, file: Path | str, field: str, message: str,
+                 problems: list[SpecError] | None = None) -> None:
+        self.file = str(file)
+        self.field = short(field, MAX_FIELD, raw=True)
+        self.message = short(" ".join(str(message).split()), MAX_MESSAGE, raw=True)
+        self.problems: tuple[SpecError, ...] = tuple(problems) if problems else (self,)
+        super().__init__("\n".join(p.line for p in self.problems))
+
+    @property
+    def line(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+    @classmethod
+    def collect(cls, problems: list[SpecError]) -> SpecError:
+        """One error carrying ``problems`` (at most :data:`MAX_PROBLEMS`, then a count)."""
+        unique = list({p.line: p for p in problems}.values())
+        if len(unique) > MAX_PROBLEMS:
+            rest = len(unique) - MAX_PROBLEMS + 1
+            unique = [*unique[:MAX_PROBLEMS - 1],
+                      SpecError(unique[0].file, "(more)", f"{rest} more problem(s) not shown")]
+        first = unique[0]
+        collected = cls(first.file, "", "", unique)
+        collected.field, collected.message = first.field, first.message
+        return collected
+
+
+class Problems:
+    """The problems found in one file so far."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self.items: list[SpecError] = []
+        self.seen: set[tuple[str, ...]] = set()
+
+    def first_time(self, *key: str) -> bool:
+        """True the first time ``key`` is seen: a problem inherited by a control or a profile
+        from the base experiment is reported once, where it comes from."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append(SpecError(self.path, field, message))
+
+    def extend(self, exc: SpecError) -> None:
+        self.items.extend(exc.problems)
+
+    def pydantic(self, exc: ValidationError, prefix: str = "") -> None:
+        """Every error of a pydantic validation, its fields under ``prefix``."""
+        for field, msg in _errors(exc):
+            self.add(f"{prefix}.{field}" if prefix and field != "(top level)" else
+                     prefix or field, msg)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError.collect(self.items)
 
 
 class _Strict(BaseModel):
@@ -57,9 +128,14 @@ class Experiment(_Strict):
     sweep: dict[str, list[ParamValue]] = Field(
         default_factory=dict, description="parameters whose values form a grid of cells"
     )
-    seeds: int = Field(ge=1, description="how many seeds, from seed_offset on")
-    seed_offset: int = Field(0, ge=0, description="first seed of the published block (see "
-                                                  "theorybench.status for the seed blocks)")
+    seeds: int = Field(ge=1, le=MAX_SEEDS, strict=True,
+                       description="how many seeds, from seed_offset on")
+    seed_offset: int = Field(0, ge=0, lt=2**31, strict=True,
+                             description="first seed of the published block (see "
+                                         "theorybench.status for the seed blocks)")
+    divergence_tolerance: float = Field(
+        0.0, ge=0.0, le=1.0, description="fraction of an arm's seeds allowed non-finite values "
+        "before the arm's verdict is `error` (diverged)")
 
     @field_validator("sweep")
     @classmethod
@@ -71,7 +147,7 @@ class Experiment(_Strict):
 
 
 class ProfileSpec(_Strict):
-    seeds: int | None = Field(None, ge=1)
+    seeds: int | None = Field(None, ge=1, le=MAX_SEEDS, strict=True)
     params: dict[str, ParamValue] = Field(default_factory=dict)
     sweep: dict[str, list[ParamValue]] = Field(default_factory=dict)
 
@@ -106,7 +182,7 @@ class Published(_Strict):
 
 class TaskSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_-]+/[a-z0-9_.-]+$", description="'<family>/<claim>'")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000, strict=True)
     title: str
     claim: str
     source: Source
@@ -142,7 +218,7 @@ class TaskSpec(_Strict):
 
 
 class SuiteSpec(_Strict):
-    id: str
+    id: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
     title: str = ""
     profile: Profile
     tasks: list[str] = Field(min_length=1, description="task ids or glob patterns over ids")
@@ -201,64 +277,87 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if part == "[key]":
             continue
+        part = part if isinstance(part, int) else short(part, 60, raw=True)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
-    elif err["type"] == "missing":
-        msg = "required field is missing"
-    elif "input" in err and err["type"] not in ("missing",):
-        msg = f"{msg} (got {err['input']!r})"
-    return _field_of(tuple(err["loc"])), msg
+def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """Every error of a pydantic validation as (field, message), values cut short."""
+    out = []
+    for err in exc.errors():
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err:
+            msg = f"{short(msg, 160, raw=True)} (got {short(err['input'])})"
+        out.append((_field_of(tuple(err["loc"])), msg))
+    return out
+
+
+def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The file's bytes and its top-level mapping; SpecError for anything else."""
+    try:
+        raw = read_bytes(path)
+        data = parse(decode(raw))
+    except YAMLInputError as exc:
+        raise SpecError(path, exc.where, exc.message) from None
+    if not isinstance(data, dict):
+        raise SpecError(path, "(top level)", f"expected a mapping, got {type(data).__name__}")
+    return raw, data
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(path, "(file)", f"cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(path, "(yaml)", f"YAML syntax error at {where}: {problem}") from None
-    if not isinstance(data, dict):
-        raise SpecError(path, "(top level)", f"expected a mapping, got {type(data).__name__}")
-    return data
+    return _read(path)[1]
 
 
-def _check_params(path: Path, field: str, kind: str, params: dict[str, Any]) -> None:
+def _check_params(problems: Problems, field: str, kind: str,
+                  params: dict[str, Any]) -> BaseModel | None:
+    """The validated parameters, or None after adding their problems."""
     model = get_experiment(kind).params
     try:
-        model.model_validate(params)
+        validated = model.model_validate(params)
     except ValidationError as exc:
-        sub, msg = _first_error(exc)
-        known = sorted(model.model_fields)
-        if msg == "unknown field":
-            msg = f"unknown parameter of experiment kind {kind!r}; expected one of {known}"
-        raise SpecError(path, f"{field}.{sub}", msg) from None
+        for sub, msg in _errors(exc):
+            if msg == "unknown field":
+                name = sub.rsplit(".", 1)[-1]
+                close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+                msg = (f"unknown parameter of experiment kind {kind!r}; " +
+                       (f"did you mean {close[0]!r}?" if close else
+                        f"expected one of {', '.join(sorted(model.model_fields))}"))
+            if problems.first_time("params", sub, msg):
+                problems.add(f"{field}.{sub}", msg)
+        return None
+    for sub, msg in checks.nonfinite_params(validated):
+        if problems.first_time("params", sub, msg):
+            problems.add(f"{field}.{sub}", msg)
+    return validated
 
 
-def _parse_rules(path: Path, field: str, raws: list[dict[str, Any]]) -> tuple[RuleSpec, ...]:
+def _parse_rules(problems: Problems, field: str, raws: Any) -> tuple[RuleSpec, ...]:
+    """The rules that parse; the others add their problems."""
+    if not isinstance(raws, list):
+        return ()
     parsed = []
     for i, raw in enumerate(raws):
         where = f"{field}[{i}]"
         if not isinstance(raw, dict):
-            raise SpecError(path, where, "expected a mapping with a 'rule' field")
+            if problems.first_time("rule", where):
+                problems.add(where, "expected a mapping with a 'rule' field")
+            continue
         try:
-            parsed.append(parse_rule(raw))
+            rule = parse_rule(raw)
         except KeyError as exc:
-            raise SpecError(path, f"{where}.rule", str(exc.args[0])) from None
+            problems.add(f"{where}.rule", str(exc.args[0]))
+            continue
         except ValidationError as exc:
-            sub, msg = _first_error(exc)
-            raise SpecError(path, f"{where}.{sub}", msg) from None
+            problems.pydantic(exc, where)
+            continue
+        for sub, msg in checks.nonfinite(rule.model_dump(), where):
+            problems.add(sub, msg)
+        parsed.append(rule)
     return tuple(parsed)
 
 
@@ -287,69 +386,143 @@ def _apply(
     return params, sweep
 
 
-def _validate_grid(path: Path, field: str, kind: str, params: dict, sweep: dict,
-                   params_field: str | None = None) -> None:
+def _validate_grid(problems: Problems, field: str, kind: str, params: dict, sweep: dict,
+                   params_field: str | None = None) -> bool:
     """Each swept value must be valid on its own: check the first grid point fully, and each
     sweep value substituted into it. ``field`` names the origin (``experiment``,
-    ``profiles.smoke``, ``controls[0]``) in error messages."""
+    ``profiles.smoke``, ``controls[0]``) in error messages. False when a problem was added."""
+    before = len(problems.items)
+    if any(len(values) > MAX_SWEEP_VALUES for values in sweep.values()):
+        return False  # reported by checks.sweeps; too many values to check one by one
     base = copy.deepcopy(params)
     for name, values in sweep.items():
         try:
             _set_path(base, name, values[0])
         except KeyError:
-            raise SpecError(path, f"{field}.sweep.{name}", "path crosses a non-mapping") from None
-    _check_params(path, params_field or f"{field}.params", kind, base)
+            problems.add(f"{field}.sweep.{name}", "path crosses a non-mapping")
+            return False
+    if _check_params(problems, params_field or f"{field}.params", kind, base) is None:
+        return False
+    model = get_experiment(kind).params
     for name, values in sweep.items():
         for j, value in enumerate(values):
             point = copy.deepcopy(base)
             _set_path(point, name, value)
             try:
-                get_experiment(kind).params.model_validate(point)
+                found = list(checks.nonfinite_params(model.model_validate(point)))
             except ValidationError as exc:
-                sub, msg = _first_error(exc)
-                raise SpecError(path, f"{field}.sweep.{name}[{j}]", f"{sub}: {msg}") from None
+                found = _errors(exc)
+            for sub, msg in found:
+                if sub == name or sub.startswith((f"{name}.", f"{name}[")):
+                    if problems.first_time("sweep", name, str(j), sub, msg):
+                        problems.add(f"{field}.sweep.{name}[{j}]", f"{sub}: {msg}")
+                elif problems.first_time("params", sub, msg):
+                    problems.add(f"{params_field or field + '.params'}.{sub}", msg)
+    return len(problems.items) == before
 
 
-def load_task(path: Path | str) -> LoadedTask:
-    """Read and validate one task file; raises SpecError naming the file and field."""
+def _raw_rule_lists(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The rule lists of a spec that failed its schema, to check them anyway."""
+    found = [("expect", data.get("expect"))]
+    controls = data.get("controls")
+    if isinstance(controls, list):
+        found += [(f"controls[{i}].expect", c.get("expect")) for i, c in enumerate(controls)
+                  if isinstance(c, dict)]
+    return found
+
+
+def _check_grids(problems: Problems, spec: TaskSpec, kind: str, path: Path) -> None:
+    """Every parameter set the task can run: the experiment, each control, each profile and
+    each control under each profile. A problem inherited from the base is reported once."""
+    exp = spec.experiment
+    _validate_grid(problems, "experiment", kind, exp.params, exp.sweep)
+    broken: set[int] = set()
+    for i, control in enumerate(spec.controls):
+        try:
+            c_params, c_sweep = _apply(exp.params, exp.sweep, control.override, control.sweep,
+                                       path, f"controls[{i}].override", f"controls[{i}].sweep")
+        except SpecError as exc:
+            problems.extend(exc)
+            broken.add(i)
+            continue
+        if not _validate_grid(problems, f"controls[{i}]", kind, c_params, c_sweep,
+                              f"controls[{i}].override"):
+            broken.add(i)
+    for name, prof in spec.profiles.items():
+        try:
+            params, sweep = _apply(exp.params, exp.sweep, prof.params, prof.sweep, path,
+                                   f"profiles.{name}.params", f"profiles.{name}.sweep")
+        except SpecError as exc:
+            problems.extend(exc)
+            continue
+        _validate_grid(problems, f"profiles.{name}", kind, params, sweep)
+        for i, control in enumerate(spec.controls):
+            if i in broken:
+                continue
+            try:
+                c_params, c_sweep = _apply(params, sweep, control.override, control.sweep, path,
+                                           f"controls[{i}].override", f"controls[{i}].sweep")
+            except SpecError as exc:
+                problems.extend(exc)
+                continue
+            _validate_grid(problems, f"controls[{i}] (under profile {name})", kind,
+                           c_params, c_sweep, f"controls[{i}].override (under profile {name})")
+
+
+def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
+    """Read and validate one task file. Raises SpecError carrying every problem found, each
+    naming the file and the field. A spec whose estimated cost exceeds a profile's budget
+    (:mod:`theorybench.cost`) is a problem unless ``allow_expensive``."""
     path = Path(path)
-    data = _read_yaml(path)
+    raw, data = _read(path)
+    problems = Problems(path)
+    for field, msg in checks.texts(data, ""):
+        problems.add(field, msg)
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
-        field, msg = _first_error(exc)
-        raise SpecError(path, field, msg) from None
+        problems.pydantic(exc)
+        problems.seen.update(("rule", p.field) for p in problems.items)
+        for field, raws in _raw_rule_lists(data):
+            _parse_rules(problems, field, raws)
+        raise SpecError.collect(problems.items) from None
     expected_id = f"{path.parent.name}/{path.stem}"
     if path.parent.parent.name == "tasks" and spec.id != expected_id:
-        raise SpecError(path, "id", f"expected {expected_id!r} (the file's folder and name)")
-    try:
-        get_experiment(spec.experiment.kind)
-    except KeyError as exc:
-        raise SpecError(path, "experiment.kind", str(exc.args[0])) from None
-    rules = _parse_rules(path, "expect", spec.expect)
+        problems.add("id", f"expected {short(expected_id)} (the file's folder and name)")
+    checks.task_id(spec.id, problems)
+    checks.control_names([c.name for c in spec.controls], problems)
+    sweeps = [("experiment.sweep", spec.experiment.sweep)]
+    sweeps += [(f"controls[{i}].sweep", c.sweep) for i, c in enumerate(spec.controls)]
+    sweeps += [(f"profiles.{n}.sweep", p.sweep) for n, p in spec.profiles.items()]
+    checks.sweeps(sweeps, problems)
+    for field, msg in checks.nonfinite([r.model_dump() for r in spec.reference], "reference"):
+        problems.add(field, msg)
+    rules = _parse_rules(problems, "expect", spec.expect)
     control_rules = tuple(
-        _parse_rules(path, f"controls[{i}].expect", c.expect) if c.expect is not None else rules
-        for i, c in enumerate(spec.controls)
+        _parse_rules(problems, f"controls[{i}].expect", c.expect) if c.expect is not None
+        else rules for i, c in enumerate(spec.controls)
     )
-    kind, exp = spec.experiment.kind, spec.experiment
-    _validate_grid(path, "experiment", kind, exp.params, exp.sweep)
+    try:
+        kind = get_experiment(spec.experiment.kind)
+    except KeyError as exc:
+        problems.add("experiment.kind", str(exc.args[0]))
+        raise SpecError.collect(problems.items) from None
+    columns = checks.available_columns(kind.columns, [s for _, s in sweeps])
+    checks.rule_columns(rules, "expect", columns, problems)
     for i, control in enumerate(spec.controls):
-        c_params, c_sweep = _apply(exp.params, exp.sweep, control.override, control.sweep, path,
-                                   f"controls[{i}].override", f"controls[{i}].sweep")
-        _validate_grid(path, f"controls[{i}]", kind, c_params, c_sweep,
-                       f"controls[{i}].override")
-    for name, prof in spec.profiles.items():
-        params, sweep = _apply(exp.params, exp.sweep, prof.params, prof.sweep, path,
-                               f"profiles.{name}.params", f"profiles.{name}.sweep")
-        _validate_grid(path, f"profiles.{name}", kind, params, sweep)
-        for i, control in enumerate(spec.controls):
-            c_params, c_sweep = _apply(params, sweep, control.override, control.sweep, path,
-                                       f"controls[{i}].override", f"controls[{i}].sweep")
-            _validate_grid(path, f"controls[{i}] (under profile {name})", kind, c_params,
-                           c_sweep, f"controls[{i}].override (under profile {name})")
+        if control.expect is not None:
+            checks.rule_columns(control_rules[i], f"controls[{i}].expect", columns, problems)
+    _check_grids(problems, spec, kind.name, path)
     for field, message in control_problems(spec):
-        raise SpecError(path, field, message)
-    return LoadedTask(spec, path, spec_hash(spec), rules, control_rules)
+        problems.add(field, message)
+    problems.raise_if_any()
+    task = LoadedTask(spec, path, spec_hash(spec), rules, control_rules)
+    if not allow_expensive:
+        for profile in PROFILES:
+            for field, message in cost.over_budget(resolve(task, profile), profile):
+                problems.add(field, message)
+    problems.raise_if_any()
+    return task
 
 
 def resolve(task: LoadedTask, profile: str, seeds: int | None = None,
@@ -381,26 +554,37 @@ def task_paths(root: Path | None = None) -> list[Path]:
     return sorted(p for p in root.rglob("*.yaml") if p.is_file())
 
 
-def load_tasks(root: Path | None = None) -> dict[str, LoadedTask]:
-    """Every task under ``tasks/``, by id; the first malformed file raises SpecError."""
+def load_tasks(root: Path | None = None, *, allow_expensive: bool = False
+               ) -> dict[str, LoadedTask]:
+    """Every task under ``tasks/``, by id; SpecError with the problems of every malformed file."""
     tasks: dict[str, LoadedTask] = {}
+    found: list[SpecError] = []
     for path in task_paths(root):
-        task = load_task(path)
+        try:
+            task = load_task(path, allow_expensive=allow_expensive)
+        except SpecError as exc:
+            found.extend(exc.problems)
+            continue
         if task.spec.id in tasks:
-            raise SpecError(path, "id", f"duplicate id {task.spec.id!r} (also in "
-                                        f"{tasks[task.spec.id].path})")
+            found.append(SpecError(path, "id", f"duplicate id {task.spec.id!r} (also in "
+                                               f"{tasks[task.spec.id].path})"))
+            continue
         tasks[task.spec.id] = task
+    if found:
+        raise SpecError.collect(found)
     return tasks
 
 
 def load_suite(path: Path | str) -> SuiteSpec:
+    """Read and validate one suite file; SpecError carries every problem."""
     path = Path(path)
     data = _read_yaml(path)
     try:
         return SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        field, msg = _first_error(exc)
-        raise SpecError(path, field, msg) from None
+        problems = Problems(path)
+        problems.pydantic(exc)
+        raise SpecError.collect(problems.items) from None
 
 
 def find_suite(name: str) -> Path | None:
@@ -418,9 +602,11 @@ def suite_tasks(suite: SuiteSpec, path: Path | str, root: Path | None = None) ->
     root = root or tasks_dir()
     by_id = {task_id_of(p, root): p for p in task_paths(root)}
     chosen: list[Path] = []
+    problems = Problems(path)
     for i, pattern in enumerate(suite.tasks):
         matches = sorted(t for t in by_id if fnmatch.fnmatchcase(t, pattern))
         if not matches:
-            raise SpecError(path, f"tasks[{i}]", f"no task id matches {pattern!r}")
+            problems.add(f"tasks[{i}]", f"no task id matches {short(pattern)}")
         chosen.extend(by_id[m] for m in matches if by_id[m] not in chosen)
+    problems.raise_if_any()
     return chosen

@@ -17,8 +17,14 @@ Pages (all static, relative links, no file fetched from the network):
   commits and machines.
 
 Jinja2 autoescaping is on for every template, so text from specs and records renders as text.
-The site is written to a staging folder and swapped in, so a failed build leaves the previous
-site as it was; an existing folder is replaced only when it holds a theorybench site.
+A record that does not load is skipped with a note. A record's task id names a spec only when it
+is a well-formed id whose file lies under the tasks folder.
+
+The site is written to a staging folder ``.<site>.build-*`` next to it; ``<site>`` itself is a
+symbolic link to the current build, replaced in one atomic ``os.replace`` of a new link, so a
+reader sees the old site or the new one, never none, and an interrupted build leaves the
+previous site as it was. Staging folders of interrupted builds are removed by the next build.
+An existing folder is replaced only when it holds a theorybench site.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -49,7 +56,7 @@ from theorybench.leaderboard.history import (
     wall_time_by_commit,
 )
 from theorybench.paths import runs_dir, site_dir, tasks_dir
-from theorybench.results import load_records, load_table
+from theorybench.results import TASK_ID_PATTERN, load_records, load_table
 from theorybench.spec import LoadedTask, SpecError, load_task, task_paths
 from theorybench.status import (
     control_ok,
@@ -289,7 +296,11 @@ def _load_spec(tasks_root: Path, task_id: str,
                                                                                  str | None]:
     if task_id not in cache:
         path = tasks_root / f"{task_id}.yaml"
-        if not path.is_file():
+        inside = (re.fullmatch(TASK_ID_PATTERN, task_id) is not None
+                  and path.resolve().is_relative_to(tasks_root.resolve()))
+        if not inside:
+            cache[task_id] = (None, "not a task id: no spec is read for it")
+        elif not path.is_file():
             cache[task_id] = (None, f"no spec file {task_id}.yaml under {tasks_root}")
         else:
             try:
@@ -621,17 +632,69 @@ def calibration_rows(path: Path | None = None) -> list[dict[str, Any]] | None:
     return out
 
 
+def _staging_prefixes(out: Path) -> tuple[str, ...]:
+    """Names of the folders a build of ``out`` leaves next to it (``new``/``old``: earlier
+    versions of the swap)."""
+    return tuple(f".{out.name}.{kind}-" for kind in ("build", "link", "new", "old"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale(out: Path, keep: Path | None) -> None:
+    """Remove staging folders and links of earlier builds of ``out`` except ``keep`` and those
+    of builds still running (their names carry the builder's process id)."""
+    for path in out.parent.iterdir():
+        if not path.name.startswith(_staging_prefixes(out)) or path == keep:
+            continue
+        pid = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _current(out: Path) -> Path | None:
+    """The build folder ``out`` links to, when it is a link to one."""
+    if not out.is_symlink():
+        return None
+    target = out.parent / os.readlink(out)
+    return target if target.name.startswith(f".{out.name}.build-") else None
+
+
 def _replace(staging: Path, out: Path) -> None:
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(trash / out.name)
+    """Make ``out`` a link to ``staging`` in one atomic step, then remove the previous build."""
+    previous = _current(out)
+    link = out.parent / f".{out.name}.link-{os.getpid()}-{staging.name.rsplit('-', 1)[-1]}"
+    try:
+        os.symlink(staging.name, link, target_is_directory=True)
+    except OSError:  # no symbolic links here (some Windows set-ups): two renames
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(trash / out.name)
         staging.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        staging.rename(out)
+        return
+    if out.is_dir() and not out.is_symlink():  # a site of the two-rename layout: once
+        out.rename(Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / "site")
+    os.replace(link, out)
+    if previous is not None and previous != staging:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def _check_target(out: Path) -> None:
+    if out.is_symlink():
+        if _current(out) is None:
+            raise SiteError(f"{out} is a link to something that is not a theorybench site")
+        return
     if out.exists() and (not out.is_dir() or
                          (any(out.iterdir()) and not (out / MARKER).exists())):
         raise SiteError(f"{out} exists and is not a theorybench site (no {MARKER} file); "
@@ -643,12 +706,15 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     """Render the site from every record under ``records_dir`` (default ``results/runs``)
     into ``out_dir`` (default ``results/site``), with words from the specs under
     ``tasks_root`` (default ``tasks/``)."""
-    records = load_records(records_dir or runs_dir())
-    out = Path(out_dir or site_dir()).resolve()
+    skipped: list[str] = []
+    records = load_records(records_dir or runs_dir(), skipped)
+    given = Path(out_dir or site_dir())
+    out = given.parent.resolve() / given.name  # the link itself, not where it points
     tasks_root = tasks_root or tasks_dir()
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    _remove_stale(out, keep=_current(out))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
     try:
         pages, notes = _render(records, FigureCache(out, staging), tasks_root)
@@ -656,7 +722,7 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return Site(out, len(records), pages, notes)
+    return Site(out, len(records), pages, skipped + notes)
 
 
 def _render(records: list[dict[str, Any]], cache: FigureCache,
