@@ -58,6 +58,8 @@ class Experiment(_Strict):
     )
     seeds: int = Field(ge=1, description="how many seeds (0, 1, ..., seeds - 1 + seed_offset)")
     seed_offset: int = Field(0, ge=0)
+    cell_timeout_s: float | None = Field(
+        None, gt=0, description="a cell running longer becomes an error (--cell-timeout wins)")
 
     @field_validator("sweep")
     @classmethod
