@@ -5,7 +5,9 @@ The **key** of a cell is the sha256 of the canonical JSON of
 
 * the experiment kind's name and its parameters *resolved* by the kind's params model
   (defaults filled in, so writing a default explicitly does not change the key),
-* the seeds and the global guard seed the runner sets before the cell,
+* the seeds (not the global guard seed the runner sets from the cell's position: kinds draw
+  every random number from generators seeded by the seeds, so a cell keeps its key when
+  another sweep point is added before it),
 * the device type the cell runs on (``cpu`` or ``cuda``), resolved where the cell runs,
 * the versions of Python, torch, numpy, pandas, scikit-learn and theorybench,
 * :func:`source_hash` of the kind: the sha256 of its module and of every project module it
@@ -130,7 +132,7 @@ def library_versions() -> dict[str, str]:
             "scikit_learn": sklearn.__version__, "theorybench": theorybench.__version__}
 
 
-def cell_key(kind: str, params: dict[str, Any], seeds: tuple[int, ...], guard_seed: int,
+def cell_key(kind: str, params: dict[str, Any], seeds: tuple[int, ...],
              device_type: str) -> str:
     """The cache key of a cell (see the module docstring)."""
     from theorybench.registry import get_experiment
@@ -138,7 +140,7 @@ def cell_key(kind: str, params: dict[str, Any], seeds: tuple[int, ...], guard_se
     exp = get_experiment(kind)
     resolved = exp.params.model_validate(params).model_dump(mode="json")
     payload = {
-        "kind": kind, "params": resolved, "seeds": list(seeds), "guard_seed": guard_seed,
+        "kind": kind, "params": resolved, "seeds": list(seeds),
         "device": device_type, "versions": library_versions(),
         "source": source_hash(exp.fn.__module__, exp.family),
     }

@@ -8,6 +8,7 @@ table, store it in the cache.
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from dataclasses import dataclass
 from time import perf_counter
@@ -26,6 +27,7 @@ class CellOptions:
     cache_dir: str | None = None  # None: no cache
     concurrent: int = 1  # cells of this run running side by side
     threads: int | None = None  # --threads (explicit: wins over the policy)
+    modules: tuple[str, ...] = ()  # modules registering the kinds (imported on the worker)
 
 
 class CellLike(Protocol):
@@ -47,6 +49,13 @@ class Ran:
     threads: dict[str, Any] | None
 
 
+def kind_modules(kinds: set[str]) -> tuple[str, ...]:
+    """Modules outside ``theorybench.experiments`` that register ``kinds`` (plug-ins, tests):
+    a worker imports them before looking a kind up."""
+    names = {get_experiment(k).fn.__module__ for k in kinds}
+    return tuple(sorted(n for n in names if not n.startswith("theorybench.experiments")))
+
+
 def guard_seed(cell: CellLike) -> int:
     return zlib.crc32(f"{cell.task_id}/{cell.arm}/{cell.index}".encode())
 
@@ -54,10 +63,12 @@ def guard_seed(cell: CellLike) -> int:
 def execute(cell: CellLike, options: CellOptions) -> Ran:
     """Run ``cell`` (or take it from the cache); raises on any failure of the kind."""
     start = perf_counter()
+    for module in options.modules:
+        importlib.import_module(module)
     kind = get_experiment(cell.kind)
     dev = resolve_device(cell.device)
     cache = CellCache(options.cache_dir) if options.cache_dir else None
-    key = (cell_key(cell.kind, cell.params, cell.seeds, guard_seed(cell), dev.type)
+    key = (cell_key(cell.kind, cell.params, cell.seeds, dev.type)
            if cache else None)
     if cache and key:
         entry = cache.get(key)
@@ -94,7 +105,7 @@ def past_walls(cells: list[Any], options: CellOptions) -> list[float | None]:
     for cell in cells:
         try:
             dev = resolve_device(cell.device).type
-            if cache.has(cell_key(cell.kind, cell.params, cell.seeds, guard_seed(cell), dev)):
+            if cache.has(cell_key(cell.kind, cell.params, cell.seeds, dev)):
                 out.append(0.0)
                 continue
         except ValueError:

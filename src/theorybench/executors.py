@@ -66,8 +66,13 @@ def _environment(extra: dict[str, str]):
                 os.environ[key] = value
 
 
+_STARTED = "theorybench: cell started"
+
+
 def _serve(conn: Connection) -> None:
-    """A worker process: run ``fn(item)`` for each pair received until ``None``."""
+    """A worker process: run ``fn(item)`` for each pair received until ``None``. It says when
+    it starts a cell (after unpickling, which imports torch the first time), so that the time
+    limit counts the cell only."""
     while True:
         try:
             job = conn.recv()
@@ -76,6 +81,7 @@ def _serve(conn: Connection) -> None:
         if job is None:
             return
         fn, item = job
+        conn.send(_STARTED)
         conn.send(fn(item))
 
 
@@ -122,13 +128,11 @@ class LocalExecutor:
         idle: list[_Worker] = []
         busy: list[_Worker] = []
         try:
-            for _ in range(min(self.jobs, len(items))):
-                idle.append(_Worker(context, env))
             while todo or busy:
-                while todo and idle:
-                    worker = idle.pop()
+                while todo and (idle or len(busy) < self.jobs):
+                    worker = idle.pop() if idle else _Worker(context, env)
                     worker.item = todo.popleft()
-                    worker.deadline = time.monotonic() + timeout if timeout else float("inf")
+                    worker.deadline = float("inf")  # the clock starts with the cell
                     worker.conn.send((fn, worker.item))
                     busy.append(worker)
                 soonest = min(w.deadline for w in busy)
@@ -141,9 +145,12 @@ class LocalExecutor:
                         except (EOFError, OSError):
                             busy.remove(worker)
                             worker.kill()
-                            idle.append(_Worker(context, env))
                             yield self._failed(on_failure, worker.item,
                                                "cell's worker process died")
+                            continue
+                        if isinstance(result, str) and result == _STARTED:
+                            if timeout:
+                                worker.deadline = time.monotonic() + timeout
                             continue
                         busy.remove(worker)
                         idle.append(worker)
@@ -151,7 +158,6 @@ class LocalExecutor:
                     elif time.monotonic() >= worker.deadline:
                         busy.remove(worker)
                         worker.kill()
-                        idle.append(_Worker(context, env))
                         yield self._failed(on_failure, worker.item,
                                            timeout_message(timeout or 0.0))
         finally:

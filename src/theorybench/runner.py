@@ -187,7 +187,8 @@ def run_task(
     cells = expand(task.spec.id, arms, device,
                    data_root or os.environ.get("THEORYBENCH_DATA_ROOT"), dry_run)
     options = cellrun.CellOptions(str(cache_dir) if cache_dir else None,
-                                  getattr(executor, "concurrent", 1), threads)
+                                  getattr(executor, "concurrent", 1), threads,
+                                  cellrun.kind_modules({arm.kind for arm in arms}))
     if on_plan:
         on_plan(cells, cellrun.past_walls(cells, options))
     timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)
