@@ -96,11 +96,13 @@ def test_caps_shrink_sizes_by_name_and_keep_choices() -> None:
                                 "attack_steps": 10})
     assert capped["model"] == "preact_resnet18" and capped["dataset"] == "cifar10"
     assert capped["epochs"] == 1 and capped["attack_steps"] == 1
-    assert capped["n_train"] == 16 and capped["hidden"] == [8, 8]
+    assert capped["n_train"] == 4 and capped["hidden"] == [8, 8]
     model.model_validate(capped)
     rf = cap_params(get_experiment("rf_double_descent").params,
                     {"data": {"n_train": 600, "dim": 784}, "draws": 20})
-    assert rf == {"data": {"n_train": 16, "n_val": 16, "n_test": 16, "dim": 8}, "draws": 2}
+    assert rf == {"data": {"n_train": 4, "n_val": 4, "n_test": 4, "dim": 8}, "draws": 2}
+    labels = cap_params(get_experiment("random_label_fit").params, {"n_train": 1200})
+    assert labels["n_train"] == 16  # 4 and 8 are below its minimum of 10: the next doubling
 
 
 def test_every_paper_profile_runs_one_step_on_the_cpu(tmp_path, monkeypatch) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict
 
@@ -117,7 +116,7 @@ def test_the_key_follows_resolved_params_seeds_device_and_source() -> None:
 
 
 def test_the_source_hash_follows_the_imports(tmp_path, monkeypatch) -> None:
-    from theorybench.cache import _project_imports, _module_file
+    from theorybench.cache import _module_file, _project_imports
 
     path = _module_file("theorybench.experiments.adversarial")
     imports, uses_methods = _project_imports(path, "theorybench.experiments")
@@ -247,15 +246,15 @@ def test_each_cell_records_its_device_and_threads(tmp_path) -> None:
 
 
 def test_the_eta_uses_past_wall_times() -> None:
-    class C:
+    class Cell:
         def __init__(self, i: int) -> None:
             self.index = i
 
-    class O:
+    class Out:
         def __init__(self, i: int, wall: float) -> None:
-            self.cell, self.wall_s, self.cached = C(i), wall, False
+            self.cell, self.wall_s, self.cached = Cell(i), wall, False
 
     eta = Eta(concurrent=2)
-    assert eta.plan([C(0), C(1), C(2)], [None, None, None]) == ""
-    assert eta.plan([C(0), C(1), C(2)], [10.0, 20.0, None]) == "ETA 22s"
-    assert eta.done(O(0, 20.0)) == "ETA 35s"  # twice as slow as before: 35 = (20+15)·2/2
+    assert eta.plan([Cell(0), Cell(1), Cell(2)], [None, None, None]) == ""
+    assert eta.plan([Cell(0), Cell(1), Cell(2)], [10.0, 20.0, None]) == "ETA 22s"
+    assert eta.done(Out(0, 20.0)) == "ETA 35s"  # twice as slow as before: 35 = (20+15)·2/2

@@ -49,11 +49,10 @@ CAPS: dict[str, Callable[[Any], Any]] = {
         "power_iters", "n_directions", "hidden_layers")},
     **{name: _at_most(2) for name in ("steps", "trajectories", "draws", "n_perturb",
                                       "curve_points", "error_points", "record_every")},
-    **{name: _at_most(4) for name in ("fit_points",)},
-    **{name: _at_most(8) for name in ("width", "mlp_width", "hidden", "dim", "tail_samples",
-                                      "batch_size", "eval_batch")},
-    **{name: _at_most(16) for name in ("n_train", "n_val", "n_test", "n_train_eval", "n_eval",
-                                       "n")},
+    **{name: _at_most(2) for name in ("batch_size", "eval_batch")},
+    **{name: _at_most(4) for name in ("fit_points", "n_train", "n_val", "n_test",
+                                      "n_train_eval", "n_eval", "n")},
+    **{name: _at_most(8) for name in ("width", "mlp_width", "hidden", "dim", "tail_samples")},
     "horizons": _first_two_small,
 }
 
@@ -101,6 +100,16 @@ def _valid(model: type[BaseModel], params: dict[str, Any]) -> bool:
     return True
 
 
+def _candidates(new: Any, old: Any) -> list[Any]:
+    """The capped value, then (for an int the model rejects, e.g. below a minimum) doublings
+    of it up to the original."""
+    out = [new]
+    if isinstance(new, int) and isinstance(old, int) and not isinstance(new, bool):
+        while out[-1] * 2 < old:
+            out.append(out[-1] * 2)
+    return out
+
+
 def _cap_level(root: type[BaseModel], model: type[BaseModel], params: dict[str, Any],
                node: dict[str, Any]) -> None:
     for name in model.model_fields:
@@ -119,8 +128,11 @@ def _cap_level(root: type[BaseModel], model: type[BaseModel], params: dict[str, 
         new = CAPS[name](copy.deepcopy(old))
         if new == old:
             continue
-        node[name] = new
-        if not _valid(root, params):
+        for value in _candidates(new, old):
+            node[name] = value
+            if _valid(root, params):
+                break
+        else:
             if had:
                 node[name] = old
             else:
