@@ -258,3 +258,30 @@ def test_the_eta_uses_past_wall_times() -> None:
     assert eta.plan([Cell(0), Cell(1), Cell(2)], [None, None, None]) == ""
     assert eta.plan([Cell(0), Cell(1), Cell(2)], [10.0, 20.0, None]) == "ETA 22s"
     assert eta.done(Out(0, 20.0)) == "ETA 35s"  # twice as slow as before: 35 = (20+15)·2/2
+
+
+def test_cli_cache_commands_and_options(tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from theorybench.cli import app
+
+    sleep_task(tmp_path)
+    (tmp_path / "suites").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("THEORYBENCH_ROOT", raising=False)
+    monkeypatch.setenv(LOG_ENV, str(tmp_path / "log"))
+    cache = ["--cache-dir", str(tmp_path / "c")]
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(app, ["run", "testing/sleepy", "--no-record", "--device", "cpu",
+                                     *cache])
+        assert result.exit_code == 0, result.output
+    assert computed(tmp_path / "log") == 5
+    result = runner.invoke(app, ["cache", "info", *cache])
+    assert "5 entries" in result.output and "test_sleep: 5" in result.output
+    result = runner.invoke(app, ["run", "testing/sleepy", "--no-record", "--no-cache", *cache])
+    assert result.exit_code == 0 and computed(tmp_path / "log") == 10
+    assert "removed" in runner.invoke(app, ["cache", "clear", *cache]).output
+    assert CellCache(tmp_path / "c").entries() == []
+    result = runner.invoke(app, ["run", "testing/sleepy", "--scheduler", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2 and "--executor dask" in result.output
