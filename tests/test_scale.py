@@ -285,3 +285,13 @@ def test_cli_cache_commands_and_options(tmp_path, monkeypatch) -> None:
     assert CellCache(tmp_path / "c").entries() == []
     result = runner.invoke(app, ["run", "testing/sleepy", "--scheduler", "tcp://127.0.0.1:1"])
     assert result.exit_code == 2 and "--executor dask" in result.output
+
+
+def test_a_pool_of_workers_gives_the_in_process_table(tmp_path) -> None:
+    task = load_task(sleep_task(tmp_path))
+    alone = run_task(task, "smoke", device="cpu", write=False).record
+    pooled = run_task(task, "smoke", device="cpu", write=False,
+                      executor=LocalExecutor(2)).record
+    assert pooled.table == alone.table
+    assert [c.index for c in pooled.cells] == [c.index for c in alone.cells]
+    assert all(c.threads["concurrent"] == 2 for c in pooled.cells)

@@ -153,11 +153,11 @@ def run(
     if dry_run:
         no_record, no_cache = True, True
         seeds = min(seeds or DRY_RUN_SEEDS, DRY_RUN_SEEDS)
-    cache = None if no_cache else (cache_dir or default_cache_dir())
+    cache = None if no_cache else (cache_dir or default_cache_dir()).resolve()
     outcomes: list[TaskOutcome] = []
     bad: list[SpecError] = []
-    executor: Executor = (DaskExecutor(scheduler, jobs, threads) if executor_name == "dask"
-                          else LocalExecutor(jobs, threads))
+    executor: Executor = (DaskExecutor(scheduler, jobs, threads, use_gpus=device != "cpu")
+                          if executor_name == "dask" else LocalExecutor(jobs, threads))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     with executor_closed(executor), Progress(*columns, console=console,

@@ -190,7 +190,9 @@ class DaskExecutor:
         self.workers = workers
         self.threads = threads
         self.use_gpus = use_gpus
-        self.concurrent = workers
+        # cells side by side on one machine: the local cluster's workers; on a remote cluster
+        # each cell's thread policy sees its neighbours through the load they put on its node
+        self.concurrent = workers if scheduler is None else 1
         self.local = scheduler is None
         self._client: Any = None
         self._cluster: Any = None
@@ -223,7 +225,6 @@ class DaskExecutor:
 
         client = self.client()
         slots, resources = self._slots()
-        self.concurrent = slots
         todo = deque(items)
         running: dict[Any, tuple[Any, float]] = {}
         # With a time limit, only as many cells as can run are submitted, so that a cell's

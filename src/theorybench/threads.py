@@ -42,9 +42,10 @@ class ThreadChoice:
     cores: int
     free_cores: float | None
     concurrent: int
+    wait_policy: str | None = None  # OMP_WAIT_POLICY of the process running the cell
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
