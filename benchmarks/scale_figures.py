@@ -41,7 +41,8 @@ def bare_env(**extra: str) -> dict[str, str]:
 def theorybench(*args: str, env: dict[str, str]) -> float:
     """Run ``theorybench ARGS`` (this interpreter's package) and return its wall time."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "theorybench.cli", *args], cwd=ROOT, env=env,
+    command = [sys.executable, "-c", "from theorybench.cli import app; app()", *args]
+    done = subprocess.run(command, cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if done.returncode not in (0, 1):
