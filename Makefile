@@ -3,9 +3,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The smoke tasks are small tensors: one thread per process is fastest on a small CPU.
-export OMP_NUM_THREADS ?= 1
-
 .PHONY: smoke test unit suite lint validate publish serve clean-venv
 
 $(STAMP): pyproject.toml

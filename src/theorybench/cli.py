@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from theorybench import cost
+from theorybench.cache import CellCache
+from theorybench.cache import default_dir as default_cache_dir
 from theorybench.device import DEVICE_CHOICES, resolve_device
-from theorybench.executors import LocalExecutor
+from theorybench.dryrun import DRY_RUN_SEEDS
+from theorybench.executors import DaskExecutor, Executor, LocalExecutor
 from theorybench.paths import runs_dir, tasks_dir
+from theorybench.progress import Eta
 from theorybench.results import load_history
 from theorybench.runner import CellOutput, TaskOutcome, run_task
 from theorybench.spec import (
@@ -155,6 +160,22 @@ def run(
     allow_expensive: bool = typer.Option(False, "--allow-expensive",
                                          help="run specs whose estimated cost exceeds the "
                                          "profile's budget"),
+    executor_name: str = typer.Option("local", "--executor",
+                                      help="local (this machine) or dask (a Dask cluster)"),
+    scheduler: str = typer.Option(None, help="Dask scheduler address (tcp://HOST:PORT); "
+                                  "without it --executor dask starts a local cluster of --jobs "
+                                  "workers on 127.0.0.1"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="compute every cell; read and "
+                                  "write no cell cache"),
+    cache_dir: Path = typer.Option(None, help="cell cache folder (default "
+                                   "$THEORYBENCH_CACHE_DIR or results/cache)"),
+    threads: int = typer.Option(None, min=1, help="torch threads per cell (default: chosen "
+                                "per cell from the free cores; OMP_NUM_THREADS also wins)"),
+    cell_timeout: float = typer.Option(None, min=0.001, help="seconds a cell may run before it "
+                                       "becomes an error (default: the spec's cell_timeout_s)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="run every cell once at tiny sizes "
+                                 f"({DRY_RUN_SEEDS} seeds, one step, CPU-sized) to exercise "
+                                 "code paths; no record, no cache, verdicts meaningless"),
 ) -> None:
     """Run a suite or a task, print the verdict table, write one record per task and rebuild
     the leaderboard (results/site/) when the records went to results/runs/."""
@@ -162,22 +183,33 @@ def run(
         raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
     if device not in DEVICE_CHOICES:
         raise _fail(f"--device must be one of {DEVICE_CHOICES}, got {short(device)}")
-    try:
-        resolve_device(device)
-    except ValueError as exc:
-        raise _fail(f"--device {device}: {exc}") from None
+    if executor_name not in ("local", "dask"):
+        raise _fail(f"--executor must be local or dask, got {short(executor_name)}")
+    if scheduler and executor_name != "dask":
+        raise _fail("--scheduler needs --executor dask")
+    if executor_name == "local":  # a cluster's workers may have the device this machine lacks
+        try:
+            resolve_device(device)
+        except ValueError as exc:
+            raise _fail(f"--device {device}: {exc}") from None
     if seeds is not None and seeds > MAX_SEEDS:
         raise _fail(f"--seeds must be at most {MAX_SEEDS}, got {seeds}")
     try:
         target = _target(name, profile)
     except SpecError as exc:
         raise _fail(str(exc)) from None
+    if dry_run:
+        no_record, no_cache = True, True
+        seeds = min(seeds or DRY_RUN_SEEDS, DRY_RUN_SEEDS)
+    cache = None if no_cache else (cache_dir or default_cache_dir()).resolve()
     outcomes: list[TaskOutcome] = []
     bad: list[SpecError] = []
-    executor = LocalExecutor(jobs)
+    executor: Executor = (DaskExecutor(scheduler, jobs, threads, use_gpus=device != "cpu")
+                          if executor_name == "dask" else LocalExecutor(jobs, threads))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+               TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
+    with executor_closed(executor), Progress(*columns, console=console,
+                                             transient=True) as progress:
         for path in target.paths:
             try:
                 task = load_task(path, allow_expensive=allow_expensive)
@@ -192,19 +224,25 @@ def run(
                     _say("spec error:", "bold red", problem.line)
                 bad.append(exc)
                 continue
-            bar = progress.add_task(task.spec.id, total=None)
+            bar = progress.add_task(task.spec.id, total=None, eta="")
+            eta = Eta(executor.concurrent)
 
-            def advance(out: CellOutput, done: int, total: int, bar: int = bar) -> None:
-                progress.update(bar, completed=done, total=total)
+            def advance(out: CellOutput, done: int, total: int, bar: int = bar,
+                        eta: Eta = eta) -> None:
+                progress.update(bar, completed=done, total=total, eta=eta.done(out))
                 if out.error:
                     _say("cell error", "red", f"{out.cell.task_id}: {out.error}",
                          progress.console)
+
+            def plan(cells: list, past: list, bar: int = bar, eta: Eta = eta) -> None:
+                progress.update(bar, total=len(cells), eta=eta.plan(cells, past))
 
             outcome = run_task(task, target.profile, device=device, seeds=seeds,
                                suite=target.suite, executor=executor, results_dir=results_dir,
                                write=not no_record, on_cell=advance,
                                data_root=str(data_root) if data_root else None,
-                               seed_offset=seed_offset)
+                               seed_offset=seed_offset, cache_dir=cache, threads=threads,
+                               cell_timeout=cell_timeout, dry_run=dry_run, on_plan=plan)
             progress.remove_task(bar)
             outcomes.append(outcome)
     console.print(_verdict_table(outcomes, bad))
@@ -213,12 +251,49 @@ def run(
         console.print(Text(f"{len(written)} record(s) written to {written[0].parent}"))
         _rebuild_site(results_dir)
     failed = [o.record for o in outcomes if o.record.verdict == "error"]
+    if dry_run:  # verdicts of capped cells mean nothing: only cell errors fail a dry run
+        failed = [o.record for o in outcomes if any(c.error for c in o.record.cells)]
     for rec in failed:
         _say(f"{rec.task_id}:", "bold red", rec.error)
     if bad:
         raise typer.Exit(2)
     if failed:
         raise typer.Exit(1)
+
+
+@contextmanager
+def executor_closed(executor: Executor):
+    """Close the executor (stopping a local Dask cluster) however the run ends."""
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The cell cache (results/cache by default).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("info")
+def cache_info(cache_dir: Path = typer.Option(None, help="cache folder (default "
+                                              "$THEORYBENCH_CACHE_DIR or results/cache)")):
+    """Entries per experiment kind and the cache's size."""
+    info = CellCache(cache_dir).info()
+    console.print(Text(f"{info['folder']}: {info['entries']} entries, "
+                       f"{info['bytes'] / 1e6:.1f} MB"))
+    for kind, n in info["kinds"].items():
+        console.print(Text(f"  {kind}: {n}"))
+    if info["stray_temporary_files"]:
+        console.print(f"  {info['stray_temporary_files']} temporary file(s) left by "
+                      "interrupted runs (removed by `theorybench cache clear`)", highlight=False)
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: Path = typer.Option(None, help="cache folder (default "
+                                               "$THEORYBENCH_CACHE_DIR or results/cache)")):
+    """Remove every cached cell."""
+    cache = CellCache(cache_dir)
+    console.print(Text(f"removed {cache.clear()} file(s) from {cache.folder}"))
 
 
 @app.command("validate")
@@ -529,5 +604,5 @@ def power_(
                        f"{smallest if smallest is not None else 'none of ' + str(counts)}"))
 
 
-def main() -> None:  # pragma: no cover
+if __name__ == "__main__":  # python -m theorybench.cli
     app()

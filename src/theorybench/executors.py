@@ -1,38 +1,275 @@
-"""Executors run cells and hand back their outputs in order.
+"""Executors run cells and hand back their outputs as each finishes (in completion order; the
+runner puts them back in cell order).
 
-The local executor runs cells in this process (``jobs=1``) or in a pool of fresh worker
-processes (``jobs>1``). Cells are pure and picklable, so a distributed executor (e.g. Dask) can
-take their place behind the same ``map`` method.
+* :class:`LocalExecutor` runs cells in this process (``jobs=1``, the fast default) or in a
+  pool of ``jobs`` fresh worker processes. With a per-cell time limit it always uses worker
+  processes (one is enough for ``jobs=1``), because only a process can be stopped part-way: a
+  cell past its limit is killed with its worker, reported through ``on_failure``, and a new
+  worker takes the next cell.
+* :class:`DaskExecutor` runs cells on a ``dask.distributed`` cluster: an existing one
+  (``scheduler="tcp://host:port"``) or a ``LocalCluster`` of ``workers`` single-threaded
+  worker processes on 127.0.0.1. Workers that declare a ``GPU`` resource get one cell at a time
+  per GPU (``resources={"GPU": 1}``) unless the run asks for the CPU.
+
+Every executor has ``map(fn, items, timeout=None, on_failure=None)``, ``concurrent`` (how many
+cells run side by side, for the thread policy and the ETA), ``local`` (whether cells run on
+this machine, so ``auto`` resolves here as it would there) and ``close()``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from typing import Protocol, TypeVar
+from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol, TypeVar
+
+from theorybench.threads import worker_environment
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+FailureFn = Callable[[Any, str], Any]
 
 
 class Executor(Protocol):
-    def map(self, fn: Callable[[In], Out], items: Sequence[In]) -> Iterator[Out]:
-        """Yield ``fn(item)`` for each item, in order, as each finishes."""
+    concurrent: int
+    local: bool
+
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+            on_failure: FailureFn | None = None) -> Iterator[Out]:
+        """Yield ``fn(item)`` for each item as each finishes; an item past ``timeout`` seconds
+        (or whose worker died) yields ``on_failure(item, message)`` instead."""
         ...
+
+    def close(self) -> None: ...
+
+
+def timeout_message(timeout: float) -> str:
+    return f"cell timed out: it ran longer than its limit of {timeout:g} s"
+
+
+@contextmanager
+def _environment(extra: dict[str, str]):
+    """``os.environ`` with ``extra`` while worker processes start (they copy it)."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_STARTED = "theorybench: cell started"
+
+
+def _serve(conn: Connection) -> None:
+    """A worker process: run ``fn(item)`` for each pair received until ``None``. It says when
+    it starts a cell (after unpickling, which imports torch the first time), so that the time
+    limit counts the cell only."""
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        fn, item = job
+        conn.send(_STARTED)
+        conn.send(fn(item))
+
+
+class _Worker:
+    def __init__(self, context: Any, env: dict[str, str]) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        with _environment(env):
+            self.process.start()
+        child.close()
+        self.item: Any = None
+        self.deadline = float("inf")
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
 
 
 class LocalExecutor:
-    def __init__(self, jobs: int = 1) -> None:
+    local = True
+
+    def __init__(self, jobs: int = 1, threads: int | None = None) -> None:
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.jobs = jobs
+        self.concurrent = jobs
+        self.threads = threads
 
-    def map(self, fn: Callable[[In], Out], items: Sequence[In]) -> Iterator[Out]:
-        if self.jobs == 1 or len(items) <= 1:
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+            on_failure: FailureFn | None = None) -> Iterator[Out]:
+        if timeout is None and (self.jobs == 1 or len(items) <= 1):
             for item in items:
                 yield fn(item)
             return
+        yield from self._pool(fn, items, timeout, on_failure)
+
+    def _pool(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None,
+              on_failure: FailureFn | None) -> Iterator[Out]:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=context) as pool:
-            yield from pool.map(fn, items)
+        env = worker_environment(self.threads)
+        todo = deque(items)
+        idle: list[_Worker] = []
+        busy: list[_Worker] = []
+        try:
+            while todo or busy:
+                while todo and (idle or len(busy) < self.jobs):
+                    worker = idle.pop() if idle else _Worker(context, env)
+                    worker.item = todo.popleft()
+                    worker.deadline = float("inf")  # the clock starts with the cell
+                    worker.conn.send((fn, worker.item))
+                    busy.append(worker)
+                soonest = min(w.deadline for w in busy)
+                wait_s = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
+                ready = wait([w.conn for w in busy], timeout=wait_s)
+                for worker in list(busy):
+                    if worker.conn in ready:
+                        try:
+                            result = worker.conn.recv()
+                        except (EOFError, OSError):
+                            busy.remove(worker)
+                            worker.kill()
+                            yield self._failed(on_failure, worker.item,
+                                               "cell's worker process died")
+                            continue
+                        if isinstance(result, str) and result == _STARTED:
+                            if timeout:
+                                worker.deadline = time.monotonic() + timeout
+                            continue
+                        busy.remove(worker)
+                        idle.append(worker)
+                        yield result
+                    elif time.monotonic() >= worker.deadline:
+                        busy.remove(worker)
+                        worker.kill()
+                        yield self._failed(on_failure, worker.item,
+                                           timeout_message(timeout or 0.0))
+        finally:
+            for worker in idle:
+                with suppress(OSError):
+                    worker.conn.send(None)
+            for worker in [*idle, *busy]:
+                worker.process.join(0.5)
+                worker.kill()
+
+    @staticmethod
+    def _failed(on_failure: FailureFn | None, item: Any, message: str) -> Any:
+        if on_failure is None:
+            raise RuntimeError(message)
+        return on_failure(item, message)
+
+    def close(self) -> None:
+        pass
+
+
+class DaskExecutor:
+    """Cells on a Dask cluster (see the module docstring). The cluster (or the connection to
+    one) starts on the first ``map`` and stops at ``close``."""
+
+    local = False
+
+    def __init__(self, scheduler: str | None = None, workers: int = 2,
+                 threads: int | None = None, use_gpus: bool = True) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads = threads
+        self.use_gpus = use_gpus
+        # cells side by side on one machine: the local cluster's workers; on a remote cluster
+        # each cell's thread policy sees its neighbours through the load they put on its node
+        self.concurrent = workers if scheduler is None else 1
+        self.local = scheduler is None
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            if self.scheduler:
+                self._client = Client(self.scheduler, timeout="30s")
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=self.workers, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None,
+                    env=worker_environment(self.threads))
+                self._client = Client(self._cluster)
+        return self._client
+
+    def _slots(self) -> tuple[int, dict[str, float] | None]:
+        """Cells that can run at once, and the resources one cell asks for."""
+        workers = self.client().scheduler_info()["workers"].values()
+        gpus = sum(w.get("resources", {}).get("GPU", 0) for w in workers)
+        if self.use_gpus and gpus:
+            return int(gpus), {"GPU": 1}
+        return max(1, sum(w.get("nthreads", 1) for w in workers)), None
+
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+            on_failure: FailureFn | None = None) -> Iterator[Out]:
+        from distributed import wait as dask_wait
+
+        client = self.client()
+        slots, resources = self._slots()
+        todo = deque(items)
+        running: dict[Any, tuple[Any, float]] = {}
+        # With a time limit, only as many cells as can run are submitted, so that a cell's
+        # clock starts when it is submitted; without one, everything is submitted at once.
+        window = slots if timeout else len(items)
+        try:
+            while todo or running:
+                while todo and len(running) < window:
+                    item = todo.popleft()
+                    future = client.submit(fn, item, pure=False, resources=resources)
+                    running[future] = (item, time.monotonic() + timeout if timeout else 0.0)
+                soonest = min((d for _, d in running.values()), default=0.0)
+                wait_s = max(0.1, soonest - time.monotonic()) if timeout else None
+                done, _ = dask_wait(list(running), timeout=wait_s, return_when="FIRST_COMPLETED")
+                for future in done:
+                    item, _ = running.pop(future)
+                    try:
+                        yield future.result()
+                    except Exception as exc:  # noqa: BLE001  (a lost worker, a killed task)
+                        yield self._failed(on_failure, item, f"dask: {type(exc).__name__}: {exc}")
+                if timeout:
+                    for future, (item, deadline) in list(running.items()):
+                        if future not in done and time.monotonic() >= deadline:
+                            running.pop(future)
+                            self._stop(future)
+                            yield self._failed(on_failure, item, timeout_message(timeout))
+        finally:
+            for future in running:
+                future.cancel()
+
+    def _stop(self, future: Any) -> None:
+        """Cancel a cell past its limit and restart the worker running it (a thread cannot be
+        stopped; its process can)."""
+        client = self.client()
+        holders = [w for w, keys in client.processing().items() if future.key in keys]
+        future.cancel()
+        if holders:
+            with suppress(Exception):  # the cell is reported as timed out either way
+                client.restart_workers(holders, raise_for_error=False)
+
+    _failed = staticmethod(LocalExecutor._failed)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._client = self._cluster = None

@@ -42,6 +42,9 @@ class CellTiming:
     wall_s: float
     rows: int
     error: str | None = None
+    device: str | None = None  # where the cell ran (GPU model for CUDA)
+    cached: bool = False  # from the cell cache; wall_s is then the original run's
+    threads: dict[str, Any] | None = None  # the thread policy's choice and its inputs
 
 
 @dataclass

@@ -16,6 +16,7 @@ import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -23,8 +24,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from theorybench import divergence
-from theorybench.device import device_name, resolve_device, seed_everything
+from theorybench import cellrun, divergence
+from theorybench.device import resolve_device
 from theorybench.executors import Executor, LocalExecutor
 from theorybench.registry import get_experiment
 from theorybench.results import (
@@ -50,7 +51,7 @@ class Cell:
     params: dict[str, Any]
     point: dict[str, Any]
     seeds: tuple[int, ...]
-    device: str
+    device: str  # as asked for (``auto`` resolves where the cell runs)
 
 
 @dataclass
@@ -59,6 +60,9 @@ class CellOutput:
     table: pd.DataFrame | None
     wall_s: float
     error: str | None = None
+    device: str | None = None  # the device it ran on (GPU model for CUDA)
+    cached: bool = False  # taken from the cell cache (wall_s is the original run's)
+    threads: dict[str, Any] | None = None  # the thread policy's choice (threads.ThreadChoice)
 
 
 @dataclass
@@ -69,15 +73,20 @@ class TaskOutcome:
 
 
 def expand(task_id: str, arms: list[ResolvedArm], device: str,
-           data_root: str | None = None) -> list[Cell]:
-    """One cell per arm and sweep point. ``data_root`` fills the ``data_root`` parameter of
-    kinds that read torchvision data from a local folder, where the spec leaves it unset."""
+           data_root: str | None = None, dry_run: bool = False) -> list[Cell]:
+    """One cell per arm and sweep point. ``data_root`` fills the parameters a kind's params
+    model marks as its data root (``dryrun.data_root_fields``), where the spec leaves them unset.
+    ``dry_run`` caps each cell's sizes (``dryrun.cap_params``)."""
+    from theorybench.dryrun import cap_params, fill_data_root
+
     cells = []
     for arm in arms:
-        takes_root = "data_root" in get_experiment(arm.kind).params.model_fields
+        model = get_experiment(arm.kind).params
         for params in arm.grid():
-            if takes_root and data_root and not params.get("data_root"):
-                params["data_root"] = data_root
+            if data_root:
+                fill_data_root(model, params, data_root)
+            if dry_run:
+                params = cap_params(model, params)
             point = {name: _get_path(params, name) for name in arm.sweep}
             cells.append(Cell(task_id, arm.name, len(cells), arm.kind, params, point,
                               arm.seeds, device))
@@ -97,27 +106,36 @@ def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc} (at {where})"
 
 
-def run_cell(cell: Cell) -> CellOutput:
-    """Run one cell; never raises (an exception becomes the output's ``error``)."""
+def run_cell(cell: Cell, options: cellrun.CellOptions | None = None) -> CellOutput:
+    """Run one cell where it is called (the device, thread count and cache lookup are decided
+    here); never raises (an exception becomes the output's ``error``)."""
     start = perf_counter()
     try:
-        kind = get_experiment(cell.kind)
-        seed_everything(zlib.crc32(f"{cell.task_id}/{cell.arm}/{cell.index}".encode()))
-        table = kind(cell.params, cell.seeds, resolve_device(cell.device))
-        if not isinstance(table, pd.DataFrame):
-            raise TypeError(f"experiment {cell.kind!r} returned {type(table).__name__}, "
-                            "expected a pandas DataFrame")
-        missing = [c for c in ("seed", *kind.columns) if c not in table.columns]
-        if missing:
-            raise ValueError(f"experiment {cell.kind!r} returned no column {missing}")
-        table = table.copy()
+        ran = cellrun.execute(cell, options or cellrun.CellOptions())
+        table = ran.table.copy()
         for pos, (name, value) in enumerate(cell.point.items()):
             table.insert(pos, name, value if not isinstance(value, list | dict) else str(value))
         table.insert(0, "cell", cell.index)
         table.insert(0, "arm", cell.arm)
-        return CellOutput(cell, table, perf_counter() - start)
+        return CellOutput(cell, table, ran.wall_s, None, ran.device, ran.cached, ran.threads)
     except Exception as exc:  # noqa: BLE001  (any failure of user code becomes a recorded error)
         return CellOutput(cell, None, perf_counter() - start, _short_error(exc))
+
+
+def _failed_cell(cell: Cell, message: str) -> CellOutput:
+    return CellOutput(cell, None, 0.0, message)
+
+
+def _devices(outputs: list[CellOutput], asked: str) -> str:
+    """The device(s) the cells ran on, e.g. ``cpu`` or ``NVIDIA A100 (3), cpu (1)``; the asked
+    device when no cell reported one."""
+    counts: dict[str, int] = {}
+    for out in outputs:
+        if out.device:
+            counts[out.device] = counts.get(out.device, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), asked)
+    return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
 
 
 def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
@@ -135,6 +153,7 @@ def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
 
 
 ProgressFn = Callable[[CellOutput, int, int], None]
+PlanFn = Callable[[list[Cell], list[float | None]], None]
 
 
 def run_task(
@@ -150,23 +169,42 @@ def run_task(
     on_cell: ProgressFn | None = None,
     data_root: str | None = None,
     seed_offset: int | None = None,
+    cache_dir: Path | str | None = None,
+    threads: int | None = None,
+    cell_timeout: float | None = None,
+    dry_run: bool = False,
+    on_plan: PlanFn | None = None,
 ) -> TaskOutcome:
     """Run every arm of ``task`` under ``profile`` and write its record (unless ``write`` is
     false). Never raises for a failing experiment: the verdict becomes ``error``.
     ``data_root`` (default ``$THEORYBENCH_DATA_ROOT``) is where local torchvision data sets
-    are. ``seed_offset`` moves the seed block off the published one (a pilot or a replication:
-    see :mod:`theorybench.status`)."""
+    are. ``cache_dir`` turns the cell cache on (``cache.py``; off by default here, on by default
+    in the CLI). ``threads`` overrides the thread policy (``threads.py``). ``cell_timeout``
+    (default: the spec's ``experiment.cell_timeout_s``) turns a cell past it into an error.
+    ``dry_run`` caps every cell's sizes (``dryrun.py``) to run each code path once.
+    ``on_plan(cells, past_wall_s)`` is called before the cells run (for an ETA).
+    ``seed_offset`` moves the seed block off the published one (a pilot or a replication: see
+    :mod:`theorybench.status`)."""
     started, t0 = now_iso(), perf_counter()
-    dev = resolve_device(device)
-    arms = resolve(task, profile, seeds, seed_offset)
-    cells = expand(task.spec.id, arms, dev.type,
-                   data_root or os.environ.get("THEORYBENCH_DATA_ROOT"))
     executor = executor or LocalExecutor()
+    if device != "auto" and getattr(executor, "local", True):
+        resolve_device(device)  # a clear error here for a device this machine lacks
+    arms = resolve(task, profile, seeds, seed_offset)
+    cells = expand(task.spec.id, arms, device,
+                   data_root or os.environ.get("THEORYBENCH_DATA_ROOT"), dry_run)
+    options = cellrun.CellOptions(str(cache_dir) if cache_dir else None,
+                                  getattr(executor, "concurrent", 1), threads,
+                                  cellrun.kind_modules({arm.kind for arm in arms}))
+    if on_plan:
+        on_plan(cells, cellrun.past_walls(cells, options))
+    timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)
     outputs: list[CellOutput] = []
-    for out in executor.map(run_cell, cells):
+    for out in executor.map(partial(run_cell, options=options), cells, timeout=timeout,
+                            on_failure=_failed_cell):
         outputs.append(out)
         if on_cell:
             on_cell(out, len(outputs), len(cells))
+    outputs.sort(key=lambda o: o.cell.index)
 
     errors = [f"{o.cell.arm} cell {o.cell.index} {o.cell.point}: {o.error}"
               for o in outputs if o.error]
@@ -213,14 +251,17 @@ def run_task(
         controls=controls,
         error=error,
         seeds=list(arms[0].seeds),
-        device=device_name(dev),
+        device=_devices(outputs, device),
         started=started,
         finished=now_iso(),
         wall_s=perf_counter() - t0,
         cells=[CellTiming(o.cell.arm, o.cell.index, o.cell.point, list(o.cell.seeds), o.wall_s,
-                          0 if o.table is None else len(o.table), o.error) for o in outputs],
+                          0 if o.table is None else len(o.table), o.error, o.device, o.cached,
+                          o.threads) for o in outputs],
         table=table_to_json(table),
-        environment=environment(device_name(dev)) | {"torch_threads": torch.get_num_threads()},
+        environment=environment(_devices(outputs, device)) | {
+            "torch_threads": torch.get_num_threads(),
+            "executor": type(executor).__name__, "dry_run": dry_run},
         purpose=purpose,
         seed_offset=arms[0].seeds[0],
         expected_record=expected.record if expected else None,

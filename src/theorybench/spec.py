@@ -136,6 +136,8 @@ class Experiment(_Strict):
     divergence_tolerance: float = Field(
         0.0, ge=0.0, le=1.0, description="fraction of an arm's seeds allowed non-finite values "
         "before the arm's verdict is `error` (diverged)")
+    cell_timeout_s: float | None = Field(
+        None, gt=0, description="a cell running longer becomes an error (--cell-timeout wins)")
 
     @field_validator("sweep")
     @classmethod

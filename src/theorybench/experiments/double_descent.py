@@ -70,7 +70,8 @@ class RFData(BaseModel):
         0.5, ge=0, description="sd of Gaussian noise added to training and validation targets"
     )
     dim: int = Field(20, ge=1, description="input dimension of the synthetic teacher")
-    root: str = Field("~/data", description="torchvision folder holding MNIST (name: mnist)")
+    root: str = Field("~/data", description="torchvision folder holding MNIST (name: mnist)",
+                      json_schema_extra={"data_root": True})
 
 
 class RFParams(BaseModel):
