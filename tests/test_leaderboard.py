@@ -322,9 +322,31 @@ def test_an_empty_records_folder_gives_an_empty_board(tmp_path, no_tasks):
      "loss converges geometrically"),
     ({"rule": "degree", "metric": "out", "along": "h", "max_degree": 1},
      "polynomial of degree at most 1 in h"),
+    ({"rule": "degree", "metric": "out", "along": "h", "max_degree": 1,
+      "violation_tolerance": 0.4}, "on all but a fraction 0.4 of seeds"),
+    ({"rule": "threshold", "metric": "m", "op": "<", "value": 0.2, "per_seed": "max",
+      "form": "seeds", "violation_tolerance": 0.25},
+     "at most a fraction 0.25 of seeds have the max of m per seed ≥ 0.2"),
+    ({"rule": "trend", "metric": "m", "along": "depth", "direction": "decreasing",
+      "min_effect": 0.3}, "for most seeds, Kendall's τ between depth and the seed's m"),
+    ({"rule": "trend", "metric": "m", "along": "depth", "direction": "decreasing",
+      "min_effect": 0.3, "monotone": True}, "every step from one level of depth to the next"),
+    ({"rule": "peak", "metric": "m", "along": "ratio", "window": [0.8, 1.25],
+      "min_excess": 0.7}, "grid level with the largest mean"),
 ])
 def test_rules_are_described_in_words(fields, words):
     assert words in describe_rule(fields)
+
+
+def test_effects_go_on_the_metric_axis_only_in_the_metric_units():
+    from theorybench.leaderboard.figures import effect_on_metric_axis
+
+    assert effect_on_metric_axis("threshold", {"detail": {"form": "mean",
+                                                          "interval": "student-t"}})
+    assert not effect_on_metric_axis("threshold", {"detail": {"form": "seeds"}})
+    assert not effect_on_metric_axis(
+        "threshold", {"detail": {"form": "mean", "interval": "sign test: every seed ..."}})
+    assert effect_on_metric_axis("probability", {"detail": {}})
 
 
 def test_publish_command_and_server(tmp_path):

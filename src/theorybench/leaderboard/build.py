@@ -156,19 +156,32 @@ def describe_rule(fields: dict[str, Any]) -> str:
     kind, metric = fields.get("rule"), fields.get("metric")
     where = _where_words(fields.get("where") or {})
     level = f"{100 * float(fields.get('confidence', 0.95)):g}%"
+    same = ("; when every seed gives the same value, the sign test on how many seeds lie on the "
+            "claimed side stands in (it needs at least 6 seeds).")
     if kind == "trend":
-        return (f"{metric} is {fields.get('direction')} in {fields.get('along')}{where}: the mean "
-                f"over seeds of Kendall's τ between {fields.get('along')} and the seed's "
-                f"{metric}, signed so that positive is the claimed direction, must exceed "
-                f"{fmt(fields.get('min_effect', 0.0))} with its whole {level} Student-t interval "
-                "(holds), or lie entirely below it (refuted).")
+        along = fields.get("along")
+        text = (f"{metric} is {fields.get('direction')} in {along}{where}: for most seeds, "
+                f"Kendall's τ between {along} and the seed's {metric} (signed so that positive is "
+                f"the claimed direction) exceeds {fmt(fields.get('min_effect', 0.0))}. The effect "
+                f"is the fraction of seeds whose τ exceeds it; the rule holds when the {level} "
+                "Clopper–Pearson interval of that fraction lies above ½ (a sign test on the "
+                "median τ, which needs at least 6 seeds, all of them agreeing at 6 or 8), and is "
+                "refuted when it lies below ½")
+        if fields.get("monotone"):
+            text += (f", and every step from one level of {along} to the next goes the claimed "
+                     "way on significantly many seeds (a sign test per step; one step going "
+                     "significantly the wrong way refutes)")
+        return text + "."
     if kind == "peak":
         lo, hi = fields.get("window", (None, None))
         scale = "log " if fields.get("log_along") else ""
         return (f"the seed-mean {metric}{where} has its maximum along {scale}{fields.get('along')}"
-                f" inside [{fmt(lo)}, {fmt(hi)}] ({level} bootstrap interval of the location), "
-                f"and the maximum exceeds both ends of the sweep by more than "
-                f"{fmt(fields.get('min_excess', 0.0))} (Bonferroni t intervals over seeds).")
+                f" inside [{fmt(lo)}, {fmt(hi)}]: the location is the grid level with the largest "
+                f"mean, with a {level} confidence set of levels (those no other level beats "
+                "significantly on Bonferroni paired tests over seeds), whose grid cells must all "
+                "lie inside the window (so the interval is never narrower than the grid spacing); "
+                "and the maximum exceeds both ends of the sweep by more than "
+                f"{fmt(fields.get('min_excess', 0.0))} (Bonferroni paired t tests over seeds).")
     if kind == "compare":
         by, a, b = fields.get("by"), fields.get("a"), fields.get("b")
         margin = float(fields.get("margin", 0.0))
@@ -179,17 +192,24 @@ def describe_rule(fields: dict[str, Any]) -> str:
         side = f"< {fmt(-margin)}" if less else f"> {fmt(margin)}"
         return (f"paired over seeds{where}, {diff} {side}: the {level} Student-t interval of the "
                 "mean per-seed difference must lie on that side (holds) or entirely on the other "
-                "(refuted).")
+                "(refuted)" + same)
     if kind == "threshold":
         reduce = fields.get("per_seed", "mean")
         if reduce == "last":
             reduce = f"last value (largest {fields.get('order_by', 'step')})"
+        op, value = fields.get("op"), fmt(fields.get("value"))
+        if fields.get("form") == "seeds":
+            bad = "≥" if op == "<" else "≤"
+            return (f"at most a fraction {fmt(fields.get('violation_tolerance'))} of seeds have "
+                    f"the {reduce} of {metric} per seed{where} {bad} {value}: the {level} "
+                    "Clopper–Pearson interval of the violating fraction must lie below that "
+                    "tolerance (holds) or above it (refuted).")
         return (f"the {reduce} of {metric} per seed{where}, averaged over seeds, is "
-                f"{fields.get('op')} {fmt(fields.get('value'))} ({level} Student-t interval).")
+                f"{op} {value} ({level} Student-t interval)" + same)
     if kind == "probability":
         return (f"the fraction of trials with {metric} = 1{where} is {fields.get('op')} "
-                f"{fmt(fields.get('value'))} ({level} {fields.get('interval', 'clopper-pearson')} "
-                "interval).")
+                f"{fmt(fields.get('value'))} ({level} Clopper–Pearson interval on the pooled "
+                "trials).")
     if kind == "rate":
         window = ""
         if fields.get("from_step") is not None or fields.get("to_step") is not None:
@@ -200,14 +220,16 @@ def describe_rule(fields: dict[str, Any]) -> str:
             slope += f" minus the predicted log-rate {fields.get('predicted_column')}"
         return (f"{metric} converges geometrically{where}{window}: {slope}, averaged over seeds, "
                 f"is {fields.get('op', '<')} {fmt(fields.get('value', 0.0))} ({level} Student-t "
-                "interval).")
+                "interval)" + same)
     if kind == "degree":
         group = f", separately for each {fields.get('group')}" if fields.get("group") else ""
         return (f"{metric} is a polynomial of degree at most {fields.get('max_degree')} in "
-                f"{fields.get('along')}{where}{group}: the fitted degree (the smallest whose "
-                f"residual RMS is at most {fmt(fields.get('tolerance', 0.01))} of the centred "
-                f"RMS), averaged over seeds, has its {level} bootstrap interval below "
-                f"{fmt(float(fields.get('max_degree', 0)) + 0.5)}.")
+                f"{fields.get('along')}{where}{group} on all but a fraction "
+                f"{fmt(fields.get('violation_tolerance'))} of seeds: a seed violates the bound "
+                f"when its fitted degree (the smallest whose residual RMS is at most "
+                f"{fmt(fields.get('tolerance', 0.01))} of the centred RMS) exceeds "
+                f"{fields.get('max_degree')}; the {level} Clopper–Pearson interval of the "
+                "violating fraction must lie below the tolerance (holds) or above it (refuted).")
     rest = {k: v for k, v in fields.items() if k not in ("rule", "metric")}
     return f"{kind} rule on {metric}: {rest}"
 

@@ -8,7 +8,8 @@
 * ``compare`` rules (the methods ranking): the metric's mean per value of the rule's ``by``
   column, per arm, sorted, with ± one standard deviation over seeds of the per-seed means.
 * ``threshold`` and ``probability`` rules: each arm's per-seed values (or the fraction with its
-  interval) against the claimed value.
+  interval) against the claimed value; the rule's estimate is drawn on the metric's axis only
+  when it is in the metric's units (mean form without the sign-test fallback, or probability).
 * History: the effect with its interval, coloured by verdict, and the wall time of each run.
 
 Each ``*_figure`` function writes one SVG and returns ``None``, or returns a note saying why it
@@ -255,27 +256,51 @@ def ranking_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
     return None
 
 
+def effect_on_metric_axis(rule_kind: str, result: dict) -> bool:
+    """Whether a result's effect and interval are in the metric's units: always for
+    ``probability`` (a fraction of trials, the axis itself); for ``threshold`` only in the mean
+    form when the interval did not fall back to the sign test. A seeds-form threshold reports the
+    fraction of violating seeds and a sign-test fallback the fraction of seeds on the claimed
+    side, which do not belong on the metric's axis."""
+    if rule_kind == "probability":
+        return True
+    detail = result.get("detail") or {}
+    return (detail.get("form", "mean") == "mean"
+            and not str(detail.get("interval", "")).startswith("sign test"))
+
+
 def values_figure(rule: PlotRule, arms: list[str], path: Path) -> str | None:
     """Per arm: the rule's per-seed values (threshold) or the measured fraction with its
-    interval (probability), against the claimed value."""
+    interval (probability), against the claimed value. The effect and its interval are drawn
+    on the metric's axis only when they are in its units (see ``effect_on_metric_axis``);
+    otherwise the arm's label gives the fraction and its interval."""
     value = rule.fields.get("value")
     arms = [a for a in arms if rule.arm_results.get(a)]
     colors = _palette(arms)
     drawn = False
+    labels: list[str] = []
     with plt.rc_context(RC):
         fig, ax = _new_axes(5.0, 0.9 + 0.45 * len(arms))
         for i, arm in enumerate(arms):
             result = rule.arm_results[arm]
+            label = "claim" if arm == "claim" else arm
             seed_values = (result.get("detail") or {}).get("seed_value")
             if seed_values:
                 ys = np.array([float("nan") if v is None else float(v) for v in seed_values])
                 ax.plot(ys, np.full(len(ys), i), "o", color=colors[arm], alpha=0.55, ms=4)
+                drawn = True
             effect = result.get("effect")
             low, high = result.get("ci_low"), result.get("ci_high")
             if effect is not None and low is not None and high is not None:
-                ax.errorbar([effect], [i], xerr=[[effect - low], [high - effect]], fmt="D",
-                            color="black", ms=5, capsize=3)
-                drawn = True
+                if effect_on_metric_axis(rule.kind, result):
+                    ax.errorbar([effect], [i], xerr=[[effect - low], [high - effect]], fmt="D",
+                                color="black", ms=5, capsize=3)
+                    drawn = True
+                else:
+                    what = ("violating" if (result.get("detail") or {}).get("form") == "seeds"
+                            else "agreeing")
+                    label += f"\n{what} {effect:.2g} [{low:.2g}, {high:.2g}]"
+            labels.append(label)
         if not drawn:
             plt.close(fig)
             return "no figure: no arm has a result for this rule"
@@ -283,10 +308,12 @@ def values_figure(rule: PlotRule, arms: list[str], path: Path) -> str | None:
             ax.axvline(float(value), color="#c62828", ls="--", lw=1.2,
                        label=f"claimed {rule.fields.get('op', '')} {value}")
             ax.legend(fontsize=7, frameon=False, loc="best")
-        ax.set_yticks(range(len(arms)), ["claim" if a == "claim" else a for a in arms])
+        ax.set_yticks(range(len(arms)), labels)
         ax.set_ylim(len(arms) - 0.5, -0.5)
+        on_axis = any(effect_on_metric_axis(rule.kind, rule.arm_results[a]) for a in arms)
         ax.set_xlabel(rule.metric + (" (fraction of trials)" if rule.kind == "probability"
-                                     else " (per seed; ◆ mean with interval)"))
+                                     else " (per seed; ◆ mean with interval)" if on_axis
+                                     else " (per seed)"))
         ax.set_title(rule.label or f"{rule.kind}: {rule.metric}", loc="left")
         _save(fig, path)
     return None
