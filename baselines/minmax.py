@@ -59,18 +59,34 @@ stochastic variants are the same classes run with σ > 0):
                  2023): z̄_k = z_k − γṼ(z_k, ξ_k) + (1 − α_k)(z̄_{k−1} − z_{k−1} + γṼ(z_{k−1}, ξ_k)),
                  z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α) (α₀ = 1/2, k_α = 100); γ is the
                  spec's step (keep it constant: the method decays α_k itself).
+* ``seg+``       stochastic EG+ with the same decaying α_k and no bias correction (the ablation
+                 of ``bc-seg+``; the seeds' "SEG+"): z̄_k = z_k − γṼ(z_k, ξ_k),
+                 z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α).
+
+**Fused kernels.** For a deterministic oracle, ``gda``, ``eg``, ``eg+`` and ``ogda`` on every game
+above also run as one fused loop per trajectory (:func:`fused_simulate`): numba-compiled when numba
+is installed, else the same arithmetic vectorised over trajectories in numpy (identical results,
+tested). The operator of each game is written once, in :func:`_fused_operator`, with the same
+expressions as its ``operator``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from theorybench.registry import method
+
+try:
+    import numba
+except ImportError:  # the pure-numpy path below gives the same numbers, more slowly
+    numba = None
 
 if TYPE_CHECKING:
     from theorybench.experiments.minmax import Oracle
@@ -100,6 +116,15 @@ class Game:
     def jacobian(self, z: Tensor) -> Tensor:
         """J_V(z), shape (n, d, d)."""
         raise NotImplementedError
+
+    def fused(self) -> tuple[int, float] | None:
+        """(code, parameter) of this game in :func:`_fused_operator`, or None (no fused kernel)."""
+        return None
+
+    def simulate_fused(self, method_: Method, z0: np.ndarray, lrs: np.ndarray, keep: np.ndarray,
+                       *, compiled: bool = True) -> np.ndarray:
+        """:func:`fused_simulate` on this game (deterministic oracle)."""
+        return fused_simulate(self, method_, z0, lrs, keep, compiled=compiled)
 
     def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
         lo, hi = self.init_box
@@ -173,6 +198,9 @@ class Bilinear(Game):
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(torch.zeros(len(z), dtype=torch.float64), 1.0, -1.0, 0.0)
 
+    def fused(self) -> tuple[int, float]:
+        return BILINEAR, 0.0
+
     @cached_property
     def critical_points(self) -> Tensor:
         return torch.zeros(1, 2, dtype=torch.float64)
@@ -203,6 +231,9 @@ class AlmostBilinear(Game):
             return _jac(0.0, 1.0, -1.0, -self.eps * (1 - 3 * y**2))
         return _jac(self.eps * (1 - 3 * x**2), 1.0, -1.0, 0.0)
 
+    def fused(self) -> tuple[int, float]:
+        return (ALMOST_BILINEAR_MAX if self.player == "max" else ALMOST_BILINEAR_MIN), self.eps
+
     @cached_property
     def critical_points(self) -> Tensor:
         return torch.zeros(1, 2, dtype=torch.float64)
@@ -231,6 +262,9 @@ class Forsaken(Game):
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(_forsaken_ddphi(z[:, 0]), 1.0, -1.0, _forsaken_ddphi(z[:, 1]))
 
+    def fused(self) -> tuple[int, float]:
+        return FORSAKEN, self.offset
+
 
 @method(GAMES, "global-forsaken")
 @dataclass(frozen=True)
@@ -243,6 +277,9 @@ class GlobalForsaken(Game):
 
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(_gf_ddpsi(z[:, 0]), 1.0, -1.0, _gf_ddpsi(z[:, 1]))
+
+    def fused(self) -> tuple[int, float]:
+        return GLOBAL_FORSAKEN, 0.0
 
 
 def _gf_dpsi(u: Tensor) -> Tensor:
@@ -276,6 +313,9 @@ class Polar(Game):
         g = self.a / 4 * (r2 - 1) * (4 * r2 - 1)
         dg = self.a / 4 * (8 * r2 - 5)  # dg / d(r²)
         return _jac(g + 2 * x * x * dg, 2 * x * y * dg - 1, 2 * x * y * dg + 1, g + 2 * y * y * dg)
+
+    def fused(self) -> tuple[int, float]:
+        return POLAR, self.a
 
     def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
         u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
@@ -317,6 +357,8 @@ class Method:
 
     adaptive_step: ClassVar[bool] = False
     """True when the method picks its own step and ignores the schedule's ``lr``."""
+    fused: ClassVar[tuple[int, float] | None] = None
+    """(code, α) of this method in :func:`_fused_run` for a deterministic oracle, or None."""
 
     def init(self, oracle: Oracle, z: Tensor) -> State:
         return {}
@@ -327,6 +369,8 @@ class Method:
 
 @method(FAMILY, "gda")
 class GDA(Method):
+    fused: ClassVar[tuple[int, float]] = (0, 1.0)
+
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - lr * oracle(z)
 
@@ -342,12 +386,16 @@ class AltGDA(Method):
 
 @method(FAMILY, "eg")
 class EG(Method):
+    fused: ClassVar[tuple[int, float]] = (1, 1.0)
+
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - lr * oracle(z - lr * oracle(z))
 
 
 @method(FAMILY, "ogda")
 class OGDA(Method):
+    fused: ClassVar[tuple[int, float]] = (2, 1.0)
+
     def init(self, oracle: Oracle, z: Tensor) -> State:
         return {"v_prev": oracle(z)}
 
@@ -391,6 +439,7 @@ class RFBS(Method):
 @method(FAMILY, "eg+")
 class EGPlus(Method):
     alpha: ClassVar[float] = 0.5
+    fused: ClassVar[tuple[int, float]] = (1, 0.5)
 
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - self.alpha * lr * oracle(z - lr * oracle(z))
@@ -461,3 +510,115 @@ class BCSEGPlus(Method):
         state["z_prev"], state["zbar_prev"] = z, zbar
         return z - alpha * lr * oracle(zbar)
 
+
+
+@method(FAMILY, "seg+")
+class SEGPlus(Method):
+    """BC-SEG+ without the bias correction: the ablation that isolates the correction."""
+
+    alpha0: ClassVar[float] = BCSEGPlus.alpha0
+    alpha_offset: ClassVar[float] = BCSEGPlus.alpha_offset
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        alpha = self.alpha0 / (1 + k / self.alpha_offset)
+        zbar = z - lr * oracle(z)
+        return z - alpha * lr * oracle(zbar)
+
+
+# ------------------------------------------------------------------------------- fused kernels
+
+BILINEAR, ALMOST_BILINEAR_MAX, ALMOST_BILINEAR_MIN, FORSAKEN, GLOBAL_FORSAKEN, POLAR = range(6)
+
+
+def _fused_operator(game: int, c: float, x: Any, y: Any) -> tuple[Any, Any]:
+    """V(x, y) of game ``game`` with parameter ``c`` (ε, offset or a), on floats (numba) or numpy
+    arrays: powers are written as products so both paths round identically."""
+    if game == BILINEAR:
+        return y, -x
+    if game == ALMOST_BILINEAR_MAX:
+        return y, -x - c * (y - y * y * y)
+    if game == ALMOST_BILINEAR_MIN:
+        return y + c * (x - x * x * x), -x
+    if game == FORSAKEN:
+        x2, y2 = x * x, y * y
+        return x / 2 - 2 * x * x2 + x * x2 * x2 + y - c, -x + (y / 2 - 2 * y * y2 + y * y2 * y2)
+    if game == GLOBAL_FORSAKEN:
+        x2, y2 = x * x, y * y
+        return (y + (4 * x * x2 * x2 / 7 - 4 * x * x2 / 3 + 2 * x / 3),
+                -x + (4 * y * y2 * y2 / 7 - 4 * y * y2 / 3 + 2 * y / 3))
+    r2 = x * x + y * y
+    g = c / 4 * (r2 - 1) * (4 * r2 - 1)
+    return x * g - y, y * g + x
+
+
+def _fused_run_numpy(game: int, c: float, algo: int, alpha: float, z0: np.ndarray,
+                     lrs: np.ndarray, keep: np.ndarray, out: np.ndarray) -> None:
+    """The fused loop vectorised over trajectories (the fallback; same arithmetic as numba's)."""
+    x, y = z0[:, 0].copy(), z0[:, 1].copy()
+    px, py = _fused_operator(game, c, x, y)
+    j = 0
+    if keep[0] == 0:
+        out[:, 0, 0], out[:, 0, 1] = x, y
+        j = 1
+    for k in range(len(lrs)):
+        lr = lrs[k]
+        vx, vy = _fused_operator(game, c, x, y)
+        if algo == 0:
+            x, y = x - lr * vx, y - lr * vy
+        elif algo == 1:
+            wx, wy = _fused_operator(game, c, x - lr * vx, y - lr * vy)
+            x, y = x - alpha * lr * wx, y - alpha * lr * wy
+        else:
+            x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
+            px, py = vx, vy
+        if j < len(keep) and keep[j] == k + 1:
+            out[:, j, 0], out[:, j, 1] = x, y
+            j += 1
+
+
+def _fused_run_scalar(game: int, c: float, algo: int, alpha: float, z0: np.ndarray,
+                      lrs: np.ndarray, keep: np.ndarray, out: np.ndarray) -> None:
+    """The fused loop, one trajectory at a time (compiled by numba)."""
+    for i in range(z0.shape[0]):
+        x, y = z0[i, 0], z0[i, 1]
+        px, py = _operator_jit(game, c, x, y)
+        j = 0
+        if keep[0] == 0:
+            out[i, 0, 0], out[i, 0, 1] = x, y
+            j = 1
+        for k in range(len(lrs)):
+            lr = lrs[k]
+            vx, vy = _operator_jit(game, c, x, y)
+            if algo == 0:
+                x, y = x - lr * vx, y - lr * vy
+            elif algo == 1:
+                wx, wy = _operator_jit(game, c, x - lr * vx, y - lr * vy)
+                x, y = x - alpha * lr * wx, y - alpha * lr * wy
+            else:
+                x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
+                px, py = vx, vy
+            if j < len(keep) and keep[j] == k + 1:
+                out[i, j, 0], out[i, j, 1] = x, y
+                j += 1
+
+
+if numba is not None:
+    _operator_jit = numba.njit(inline="always")(_fused_operator)
+    _fused_run_compiled: Callable[..., None] | None = numba.njit(_fused_run_scalar)
+else:
+    _fused_run_compiled = None
+
+
+def fused_simulate(game: Game, method_: Method, z0: np.ndarray, lrs: np.ndarray,
+                   keep: np.ndarray, *, compiled: bool = True) -> np.ndarray:
+    """Tail iterates (n, len(keep), 2) of ``method_`` on ``game`` with steps ``lrs`` (γ_k for
+    k < steps) from ``z0`` (n, 2), at the iterate indices ``keep`` (sorted, in [0, steps]);
+    deterministic oracle only. ``compiled=False`` forces the numpy path."""
+    code, algo = game.fused(), method_.fused
+    if code is None or algo is None:
+        raise ValueError(f"no fused kernel for {type(method_).__name__} on {type(game).__name__}")
+    out = np.empty((len(z0), len(keep), 2))
+    run = _fused_run_compiled if compiled and _fused_run_compiled is not None else _fused_run_numpy
+    run(code[0], float(code[1]), algo[0], float(algo[1]), np.ascontiguousarray(z0, np.float64),
+        np.asarray(lrs, np.float64), np.asarray(keep, np.int64), out)
+    return out
