@@ -63,10 +63,10 @@ stochastic variants are the same classes run with σ > 0):
                  of ``bc-seg+``; the seeds' "SEG+"): z̄_k = z_k − γṼ(z_k, ξ_k),
                  z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α).
 
-**Fused kernels.** For a deterministic oracle, ``gda``, ``eg``, ``eg+`` and ``ogda`` on every game
-above also run as one fused loop per trajectory (:func:`fused_simulate`): numba-compiled when numba
-is installed, else the same arithmetic vectorised over trajectories in numpy (identical results,
-tested). The operator of each game is written once, in :func:`_fused_operator`, with the same
+**Fused kernels.** ``gda``, ``eg``, ``eg+``, ``ogda`` and ``ppm`` (Newton per trajectory, to the
+same tolerance) on every game above, exact or noisy oracle, also run as one fused loop per
+trajectory (:func:`fused_simulate`): numba-compiled when numba is installed, else the same
+arithmetic vectorised over trajectories in numpy (identical results, tested). The operator of each game is written once, in :func:`_fused_operator`, with the same
 expressions as its ``operator``.
 """
 
@@ -122,9 +122,11 @@ class Game:
         return None
 
     def simulate_fused(self, method_: Method, z0: np.ndarray, lrs: np.ndarray, keep: np.ndarray,
-                       *, compiled: bool = True) -> np.ndarray:
-        """:func:`fused_simulate` on this game (deterministic oracle)."""
-        return fused_simulate(self, method_, z0, lrs, keep, compiled=compiled)
+                       *, sigma: float = 0.0, generators: list[torch.Generator] | None = None,
+                       compiled: bool = True) -> np.ndarray:
+        """:func:`fused_simulate` on this game."""
+        return fused_simulate(self, method_, z0, lrs, keep, sigma=sigma, generators=generators,
+                              compiled=compiled)
 
     def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
         lo, hi = self.init_box
@@ -410,6 +412,8 @@ class OGDA(Method):
 class PPM(Method):
     """Implicit step w = z − γṼ(w, ξ) by Newton's method on G(w) = w − z + γṼ(w, ξ)."""
 
+    fused: ClassVar[tuple[int, float]] = (3, 1.0)
+
     tol: ClassVar[float] = 1e-8
     max_newton: ClassVar[int] = 30
 
@@ -551,74 +555,183 @@ def _fused_operator(game: int, c: float, x: Any, y: Any) -> tuple[Any, Any]:
     return x * g - y, y * g + x
 
 
-def _fused_run_numpy(game: int, c: float, algo: int, alpha: float, z0: np.ndarray,
-                     lrs: np.ndarray, keep: np.ndarray, out: np.ndarray) -> None:
-    """The fused loop vectorised over trajectories (the fallback; same arithmetic as numba's)."""
-    x, y = z0[:, 0].copy(), z0[:, 1].copy()
-    px, py = _fused_operator(game, c, x, y)
-    j = 0
-    if keep[0] == 0:
-        out[:, 0, 0], out[:, 0, 1] = x, y
-        j = 1
-    for k in range(len(lrs)):
-        lr = lrs[k]
+def _fused_jacobian(game: int, c: float, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+    """J_V(x, y) = [[a, b], [c, d]] of game ``game`` (for the proximal point method's Newton
+    steps), floats or arrays; the same expressions as each game's ``jacobian``."""
+    zero = 0.0 * x
+    if game == BILINEAR:
+        return zero, zero + 1.0, zero - 1.0, zero
+    if game == ALMOST_BILINEAR_MAX:
+        return zero, zero + 1.0, zero - 1.0, -c * (1 - 3 * (y * y))
+    if game == ALMOST_BILINEAR_MIN:
+        return c * (1 - 3 * (x * x)), zero + 1.0, zero - 1.0, zero
+    if game == FORSAKEN:
+        x2, y2 = x * x, y * y
+        return 0.5 - 6 * x2 + 5 * (x2 * x2), zero + 1.0, zero - 1.0, 0.5 - 6 * y2 + 5 * (y2 * y2)
+    if game == GLOBAL_FORSAKEN:
+        x2, y2 = x * x, y * y
+        return (20 * (x2 * x2) / 7 - 4 * x2 + 2 / 3, zero + 1.0, zero - 1.0,
+                20 * (y2 * y2) / 7 - 4 * y2 + 2 / 3)
+    r2 = x * x + y * y
+    g = c / 4 * (r2 - 1) * (4 * r2 - 1)
+    dg = c / 4 * (8 * r2 - 5)
+    return g + 2 * x * x * dg, 2 * x * y * dg - 1, 2 * x * y * dg + 1, g + 2 * y * y * dg
+
+
+def _newton_delta(lr: float, j00: Any, j01: Any, j10: Any, j11: Any, rx: Any,
+                  ry: Any) -> tuple[Any, Any]:
+    """δ with (I + γJ) δ = r for J = [[j00, j01], [j10, j11]] (Cramer's rule, as
+    :func:`solve_small`)."""
+    a, b, cc, d = 1 + lr * j00, lr * j01, lr * j10, 1 + lr * j11
+    det = a * d - b * cc
+    return (d * rx - b * ry) / det, (a * ry - cc * rx) / det
+
+
+def _fused_chunk_numpy(game: int, c: float, algo: int, alpha: float, sigma: float,
+                       z: np.ndarray, pv: np.ndarray, lrs: np.ndarray, xi: np.ndarray, k0: int,
+                       keep: np.ndarray, j: int, out: np.ndarray, max_newton: int,
+                       tol: float) -> int:
+    """Steps k0 … k0 + len(lrs) − 1 of the fused loop, vectorised over trajectories (the
+    fallback; the same arithmetic as :func:`_fused_chunk_scalar`). ``z`` and ``pv`` (OGDA's
+    previous Ṽ) are updated in place; returns the next tail slot."""
+    x, y, px, py = z[:, 0].copy(), z[:, 1].copy(), pv[:, 0].copy(), pv[:, 1].copy()
+    for s in range(len(lrs)):
+        lr = lrs[s]
         vx, vy = _fused_operator(game, c, x, y)
+        if sigma > 0:
+            vx, vy = vx + sigma * xi[s, 0, :, 0], vy + sigma * xi[s, 0, :, 1]
         if algo == 0:
             x, y = x - lr * vx, y - lr * vy
         elif algo == 1:
             wx, wy = _fused_operator(game, c, x - lr * vx, y - lr * vy)
+            if sigma > 0:
+                wx, wy = wx + sigma * xi[s, 1, :, 0], wy + sigma * xi[s, 1, :, 1]
             x, y = x - alpha * lr * wx, y - alpha * lr * wy
-        else:
+        elif algo == 2:
             x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
             px, py = vx, vy
-        if j < len(keep) and keep[j] == k + 1:
+        else:
+            wx, wy, rx, ry = x, y, lr * vx, lr * vy
+            active = np.ones(len(x), dtype=bool)
+            for _ in range(max_newton):
+                j00, j01, j10, j11 = _fused_jacobian(game, c, wx, wy)
+                dx, dy = _newton_delta(lr, j00, j01, j10, j11, rx, ry)
+                wx, wy = np.where(active, wx - dx, wx), np.where(active, wy - dy, wy)
+                ux, uy = _fused_operator(game, c, wx, wy)
+                if sigma > 0:
+                    ux, uy = ux + sigma * xi[s, 0, :, 0], uy + sigma * xi[s, 0, :, 1]
+                rx = np.where(active, wx - x + lr * ux, rx)
+                ry = np.where(active, wy - y + lr * uy, ry)
+                active &= ~(np.maximum(np.abs(rx), np.abs(ry)) <= tol)
+                if not active.any():
+                    break
+            x, y = wx, wy
+        if j < len(keep) and keep[j] == k0 + s + 1:
             out[:, j, 0], out[:, j, 1] = x, y
             j += 1
+    z[:, 0], z[:, 1], pv[:, 0], pv[:, 1] = x, y, px, py
+    return j
 
 
-def _fused_run_scalar(game: int, c: float, algo: int, alpha: float, z0: np.ndarray,
-                      lrs: np.ndarray, keep: np.ndarray, out: np.ndarray) -> None:
-    """The fused loop, one trajectory at a time (compiled by numba)."""
-    for i in range(z0.shape[0]):
-        x, y = z0[i, 0], z0[i, 1]
-        px, py = _operator_jit(game, c, x, y)
-        j = 0
-        if keep[0] == 0:
-            out[i, 0, 0], out[i, 0, 1] = x, y
-            j = 1
-        for k in range(len(lrs)):
-            lr = lrs[k]
+def _fused_chunk_scalar(game: int, c: float, algo: int, alpha: float, sigma: float,
+                        z: np.ndarray, pv: np.ndarray, lrs: np.ndarray, xi: np.ndarray, k0: int,
+                        keep: np.ndarray, j0: int, out: np.ndarray, max_newton: int,
+                        tol: float) -> int:
+    """The same steps one trajectory at a time (compiled by numba); PPM stops Newton per
+    trajectory, exactly where the vectorised version freezes that row."""
+    j = j0
+    for i in range(z.shape[0]):
+        x, y, px, py = z[i, 0], z[i, 1], pv[i, 0], pv[i, 1]
+        j = j0
+        for s in range(len(lrs)):
+            lr = lrs[s]
             vx, vy = _operator_jit(game, c, x, y)
+            if sigma > 0:
+                vx, vy = vx + sigma * xi[s, 0, i, 0], vy + sigma * xi[s, 0, i, 1]
             if algo == 0:
                 x, y = x - lr * vx, y - lr * vy
             elif algo == 1:
                 wx, wy = _operator_jit(game, c, x - lr * vx, y - lr * vy)
+                if sigma > 0:
+                    wx, wy = wx + sigma * xi[s, 1, i, 0], wy + sigma * xi[s, 1, i, 1]
                 x, y = x - alpha * lr * wx, y - alpha * lr * wy
-            else:
+            elif algo == 2:
                 x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
                 px, py = vx, vy
-            if j < len(keep) and keep[j] == k + 1:
+            else:
+                wx, wy, rx, ry = x, y, lr * vx, lr * vy
+                for _ in range(max_newton):
+                    j00, j01, j10, j11 = _jacobian_jit(game, c, wx, wy)
+                    dx, dy = _newton_jit(lr, j00, j01, j10, j11, rx, ry)
+                    wx, wy = wx - dx, wy - dy
+                    ux, uy = _operator_jit(game, c, wx, wy)
+                    if sigma > 0:
+                        ux, uy = ux + sigma * xi[s, 0, i, 0], uy + sigma * xi[s, 0, i, 1]
+                    rx, ry = wx - x + lr * ux, wy - y + lr * uy
+                    if max(abs(rx), abs(ry)) <= tol:
+                        break
+                x, y = wx, wy
+            if j < len(keep) and keep[j] == k0 + s + 1:
                 out[i, j, 0], out[i, j, 1] = x, y
                 j += 1
+        z[i, 0], z[i, 1], pv[i, 0], pv[i, 1] = x, y, px, py
+    return j
 
 
 if numba is not None:
-    _operator_jit = numba.njit(inline="always")(_fused_operator)
-    _fused_run_compiled: Callable[..., None] | None = numba.njit(_fused_run_scalar)
+    _operator_jit = numba.njit(inline="always", cache=True)(_fused_operator)
+    _jacobian_jit = numba.njit(inline="always", cache=True)(_fused_jacobian)
+    _newton_jit = numba.njit(inline="always", cache=True)(_newton_delta)
+    _fused_chunk_compiled: Callable[..., int] | None = numba.njit(cache=True)(_fused_chunk_scalar)
 else:
-    _fused_run_compiled = None
+    _fused_chunk_compiled = None
+
+CHUNK = 1024
+"""Steps per call of the fused loop: the oracle noise of a chunk is drawn before it runs."""
 
 
 def fused_simulate(game: Game, method_: Method, z0: np.ndarray, lrs: np.ndarray,
-                   keep: np.ndarray, *, compiled: bool = True) -> np.ndarray:
+                   keep: np.ndarray, *, sigma: float = 0.0,
+                   generators: list[torch.Generator] | None = None,
+                   compiled: bool = True) -> np.ndarray:
     """Tail iterates (n, len(keep), 2) of ``method_`` on ``game`` with steps ``lrs`` (γ_k for
-    k < steps) from ``z0`` (n, 2), at the iterate indices ``keep`` (sorted, in [0, steps]);
-    deterministic oracle only. ``compiled=False`` forces the numpy path."""
+    k < steps) from ``z0`` (n, 2), at the iterate indices ``keep`` (sorted, in [0, steps]).
+
+    With σ > 0 the oracle is Ṽ = V + σξ; row block b (n / len(generators) rows: one seed) draws
+    its ξ from ``generators[b]`` alone: one (2,) sample for OGDA's initial Ṽ(z₀), then per chunk
+    of :data:`CHUNK` steps a (chunk, draws, block, 2) tensor (draws = 2 for EG/EG+, else 1; PPM
+    reuses its draw inside the implicit step). ``compiled=False`` forces the numpy path."""
     code, algo = game.fused(), method_.fused
     if code is None or algo is None:
         raise ValueError(f"no fused kernel for {type(method_).__name__} on {type(game).__name__}")
-    out = np.empty((len(z0), len(keep), 2))
-    run = _fused_run_compiled if compiled and _fused_run_compiled is not None else _fused_run_numpy
-    run(code[0], float(code[1]), algo[0], float(algo[1]), np.ascontiguousarray(z0, np.float64),
-        np.asarray(lrs, np.float64), np.asarray(keep, np.int64), out)
+    n, steps, draws = len(z0), len(lrs), 2 if algo[0] == 1 else 1
+    gens = generators or []
+    if sigma > 0 and (not gens or n % len(gens)):
+        raise ValueError("a noisy fused run needs one generator per equal block of rows")
+
+    def noise(*shape: int) -> np.ndarray:
+        block = n // len(gens)
+        parts = [torch.randn((*shape[:-2], block, shape[-1]), generator=g, dtype=torch.float64)
+                 for g in gens]
+        return torch.cat(parts, dim=len(shape) - 2).numpy()
+
+    z = np.array(z0, dtype=np.float64, order="C")
+    pvx, pvy = _fused_operator(code[0], float(code[1]), z[:, 0], z[:, 1])
+    pv = np.stack((pvx, pvy), 1)
+    if sigma > 0:
+        pv = pv + sigma * noise(n, 2)
+    keep = np.asarray(keep, np.int64)
+    lrs = np.asarray(lrs, np.float64)
+    out = np.empty((n, len(keep), 2))
+    j = 0
+    if len(keep) and keep[0] == 0:
+        out[:, 0] = z
+        j = 1
+    run = _fused_chunk_compiled if compiled and _fused_chunk_compiled is not None else (
+        _fused_chunk_numpy)
+    for k0 in range(0, steps, CHUNK):
+        k1 = min(steps, k0 + CHUNK)
+        xi = noise(k1 - k0, draws, n, 2) if sigma > 0 else np.zeros((0, 0, 0, 0))
+        j = run(code[0], float(code[1]), algo[0], float(algo[1]), float(sigma), z, pv,
+                lrs[k0:k1], xi, k0, keep, j, out, PPM.max_newton, PPM.tol)
     return out

@@ -203,12 +203,15 @@ def simulate(method: Any, oracle: Any, z0: Tensor, schedule: Schedule, steps: in
 
 def run_tail(game: Any, method: Any, oracle: Oracle, z0: Tensor, schedule: Schedule, steps: int,
              start: int, samples: int) -> Tensor:
-    """:func:`simulate`, through the fused kernel of ``baselines/minmax.py`` when the oracle is
-    exact and the game and method have one (same iterates to rounding, tested)."""
-    if oracle.noise == 0.0 and game.fused() is not None and method.fused is not None:
+    """:func:`simulate`, through the fused kernel of ``baselines/minmax.py`` when the game and
+    method have one (the same iterates to rounding with an exact oracle, tested; with noise the
+    kernel draws each seed's ξ from that seed's generator in its own order)."""
+    if game.fused() is not None and method.fused is not None:
         lrs = np.array([schedule(k) for k in range(steps)])
         keep = tail_indices(start, steps, samples)
-        return torch.from_numpy(game.simulate_fused(method, z0.numpy(), lrs, keep))
+        return torch.from_numpy(game.simulate_fused(method, z0.numpy(), lrs, keep,
+                                                    sigma=oracle.noise,
+                                                    generators=oracle.generators))
     return simulate(method, oracle, z0, schedule, steps, start, samples)
 
 
