@@ -66,8 +66,9 @@ stochastic variants are the same classes run with σ > 0):
 **Fused kernels.** ``gda``, ``eg``, ``eg+``, ``ogda`` and ``ppm`` (Newton per trajectory, to the
 same tolerance) on every game above, exact or noisy oracle, also run as one fused loop per
 trajectory (:func:`fused_simulate`): numba-compiled when numba is installed, else the same
-arithmetic vectorised over trajectories in numpy (identical results, tested). The operator of each game is written once, in :func:`_fused_operator`, with the same
-expressions as its ``operator``.
+arithmetic vectorised over trajectories in numpy (identical results, tested). The operator of
+each game is written once, in :func:`_fused_operator`, with the same expressions as its
+``operator``.
 """
 
 from __future__ import annotations
