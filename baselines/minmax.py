@@ -634,48 +634,53 @@ def _fused_chunk_numpy(game: int, c: float, algo: int, alpha: float, sigma: floa
     return j
 
 
-def _fused_chunk_scalar(game: int, c: float, algo: int, alpha: float, sigma: float,
-                        z: np.ndarray, pv: np.ndarray, lrs: np.ndarray, xi: np.ndarray, k0: int,
-                        keep: np.ndarray, j0: int, out: np.ndarray, max_newton: int,
-                        tol: float) -> int:
-    """The same steps one trajectory at a time (compiled by numba); PPM stops Newton per
-    trajectory, exactly where the vectorised version freezes that row."""
+def _fused_chunk_scalar(game: int, c: float, algo: int, noisy: bool, alpha: float,
+                        sigma: float, z: np.ndarray, pv: np.ndarray, lrs: np.ndarray,
+                        xi: np.ndarray, k0: int, keep: np.ndarray, j0: int, out: np.ndarray,
+                        max_newton: int, tol: float) -> int:
+    """The same steps as explicit loops (compiled by numba): steps outside, trajectories inside
+    over contiguous x, y arrays, so independent trajectories fill the vector units; PPM stops
+    Newton per trajectory, exactly where the vectorised version freezes that row."""
+    n = z.shape[0]
+    x, y = z[:, 0].copy(), z[:, 1].copy()
+    px, py = pv[:, 0].copy(), pv[:, 1].copy()
     j = j0
-    for i in range(z.shape[0]):
-        x, y, px, py = z[i, 0], z[i, 1], pv[i, 0], pv[i, 1]
-        j = j0
-        for s in range(len(lrs)):
-            lr = lrs[s]
-            vx, vy = _operator_jit(game, c, x, y)
-            if sigma > 0:
+    for s in range(len(lrs)):
+        lr = lrs[s]
+        for i in range(n):
+            xi_, yi = x[i], y[i]
+            vx, vy = _operator_jit(game, c, xi_, yi)
+            if noisy:
                 vx, vy = vx + sigma * xi[s, 0, i, 0], vy + sigma * xi[s, 0, i, 1]
             if algo == 0:
-                x, y = x - lr * vx, y - lr * vy
+                x[i], y[i] = xi_ - lr * vx, yi - lr * vy
             elif algo == 1:
-                wx, wy = _operator_jit(game, c, x - lr * vx, y - lr * vy)
-                if sigma > 0:
+                wx, wy = _operator_jit(game, c, xi_ - lr * vx, yi - lr * vy)
+                if noisy:
                     wx, wy = wx + sigma * xi[s, 1, i, 0], wy + sigma * xi[s, 1, i, 1]
-                x, y = x - alpha * lr * wx, y - alpha * lr * wy
+                x[i], y[i] = xi_ - alpha * lr * wx, yi - alpha * lr * wy
             elif algo == 2:
-                x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
-                px, py = vx, vy
+                x[i], y[i] = xi_ - lr * (2 * vx - px[i]), yi - lr * (2 * vy - py[i])
+                px[i], py[i] = vx, vy
             else:
-                wx, wy, rx, ry = x, y, lr * vx, lr * vy
+                wx, wy, rx, ry = xi_, yi, lr * vx, lr * vy
                 for _ in range(max_newton):
                     j00, j01, j10, j11 = _jacobian_jit(game, c, wx, wy)
                     dx, dy = _newton_jit(lr, j00, j01, j10, j11, rx, ry)
                     wx, wy = wx - dx, wy - dy
                     ux, uy = _operator_jit(game, c, wx, wy)
-                    if sigma > 0:
+                    if noisy:
                         ux, uy = ux + sigma * xi[s, 0, i, 0], uy + sigma * xi[s, 0, i, 1]
-                    rx, ry = wx - x + lr * ux, wy - y + lr * uy
+                    rx, ry = wx - xi_ + lr * ux, wy - yi + lr * uy
                     if max(abs(rx), abs(ry)) <= tol:
                         break
-                x, y = wx, wy
-            if j < len(keep) and keep[j] == k0 + s + 1:
-                out[i, j, 0], out[i, j, 1] = x, y
-                j += 1
-        z[i, 0], z[i, 1], pv[i, 0], pv[i, 1] = x, y, px, py
+                x[i], y[i] = wx, wy
+        if j < len(keep) and keep[j] == k0 + s + 1:
+            for i in range(n):
+                out[i, j, 0], out[i, j, 1] = x[i], y[i]
+            j += 1
+    for i in range(n):
+        z[i, 0], z[i, 1], pv[i, 0], pv[i, 1] = x[i], y[i], px[i], py[i]
     return j
 
 
@@ -683,9 +688,24 @@ if numba is not None:
     _operator_jit = numba.njit(inline="always", cache=True)(_fused_operator)
     _jacobian_jit = numba.njit(inline="always", cache=True)(_fused_jacobian)
     _newton_jit = numba.njit(inline="always", cache=True)(_newton_delta)
-    _fused_chunk_compiled: Callable[..., int] | None = numba.njit(cache=True)(_fused_chunk_scalar)
-else:
-    _fused_chunk_compiled = None
+    _chunk_inline = numba.njit(inline="always", cache=True)(_fused_chunk_scalar)
+_KERNELS: dict[tuple[int, int, bool], Callable[..., int]] = {}
+
+
+def _compiled_chunk(game: int, algo: int, noisy: bool) -> Callable[..., int] | None:
+    """The numba loop specialised to one game, one method and noise on/off (compile-time
+    constants, so the branches on them fold away and the inner loop vectorises), or None
+    without numba."""
+    if numba is None:
+        return None
+    if (game, algo, noisy) not in _KERNELS:
+        def kernel(c: float, alpha: float, sigma: float, z: np.ndarray, pv: np.ndarray,
+                   lrs: np.ndarray, xi: np.ndarray, k0: int, keep: np.ndarray, j0: int,
+                   out: np.ndarray, max_newton: int, tol: float) -> int:
+            return _chunk_inline(game, c, algo, noisy, alpha, sigma, z, pv, lrs, xi, k0, keep,
+                                 j0, out, max_newton, tol)
+        _KERNELS[game, algo, noisy] = numba.njit(kernel)
+    return _KERNELS[game, algo, noisy]
 
 CHUNK = 1024
 """Steps per call of the fused loop: the oracle noise of a chunk is drawn before it runs."""
@@ -728,11 +748,14 @@ def fused_simulate(game: Game, method_: Method, z0: np.ndarray, lrs: np.ndarray,
     if len(keep) and keep[0] == 0:
         out[:, 0] = z
         j = 1
-    run = _fused_chunk_compiled if compiled and _fused_chunk_compiled is not None else (
-        _fused_chunk_numpy)
+    kernel = _compiled_chunk(code[0], algo[0], sigma > 0) if compiled else None
     for k0 in range(0, steps, CHUNK):
         k1 = min(steps, k0 + CHUNK)
         xi = noise(k1 - k0, draws, n, 2) if sigma > 0 else np.zeros((0, 0, 0, 0))
-        j = run(code[0], float(code[1]), algo[0], float(algo[1]), float(sigma), z, pv,
-                lrs[k0:k1], xi, k0, keep, j, out, PPM.max_newton, PPM.tol)
+        rest = (float(algo[1]), float(sigma), z, pv, lrs[k0:k1], xi, k0, keep, j, out,
+                PPM.max_newton, PPM.tol)
+        if kernel is not None:
+            j = kernel(float(code[1]), *rest)
+        else:
+            j = _fused_chunk_numpy(code[0], float(code[1]), algo[0], *rest)
     return out
