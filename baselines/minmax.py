@@ -689,13 +689,15 @@ if numba is not None:
     _jacobian_jit = numba.njit(inline="always", cache=True)(_fused_jacobian)
     _newton_jit = numba.njit(inline="always", cache=True)(_newton_delta)
     _chunk_inline = numba.njit(inline="always", cache=True)(_fused_chunk_scalar)
+
+
 _KERNELS: dict[tuple[int, int, bool], Callable[..., int]] = {}
 
 
 def _compiled_chunk(game: int, algo: int, noisy: bool) -> Callable[..., int] | None:
     """The numba loop specialised to one game, one method and noise on/off (compile-time
-    constants, so the branches on them fold away and the inner loop vectorises), or None
-    without numba."""
+    constants, so the branches on them fold away and the inner loop vectorises; numba's disk
+    cache keys each specialisation by these constants), or None without numba."""
     if numba is None:
         return None
     if (game, algo, noisy) not in _KERNELS:
@@ -704,8 +706,9 @@ def _compiled_chunk(game: int, algo: int, noisy: bool) -> Callable[..., int] | N
                    out: np.ndarray, max_newton: int, tol: float) -> int:
             return _chunk_inline(game, c, algo, noisy, alpha, sigma, z, pv, lrs, xi, k0, keep,
                                  j0, out, max_newton, tol)
-        _KERNELS[game, algo, noisy] = numba.njit(kernel)
+        _KERNELS[game, algo, noisy] = numba.njit(cache=True)(kernel)
     return _KERNELS[game, algo, noisy]
+
 
 CHUNK = 1024
 """Steps per call of the fused loop: the oracle noise of a chunk is drawn before it runs."""
