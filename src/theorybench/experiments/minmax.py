@@ -16,7 +16,8 @@ Claims:
   ρ > −γ/2 with γ ≤ 1/L, including problems where plain EG and GDA cycle.
 
 Measured quantity (kind ``minmax_dynamics``): ``trajectories`` initial points per seed, drawn
-from the game's initial region (or ``init_box``), run as one batched tensor for ``steps``
+from the game's initial region (or ``init_box``), run together (the fused numba/numpy kernel of
+``baselines/minmax.py`` for GDA, EG, EG+, OGDA and PPM, else one batched tensor) for ``steps``
 iterations of the method with the step schedule γ_k = step · (1 + k/offset)^(−decay). The tail is
 the last ``tail`` fraction of the ODE time t_k = Σ_{j<k} γ_j (the last ``tail`` of the iterates for
 a constant step), sampled at ``tail_samples`` evenly spaced iterates ending at the last one. Each
