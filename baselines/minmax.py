@@ -59,18 +59,35 @@ stochastic variants are the same classes run with σ > 0):
                  2023): z̄_k = z_k − γṼ(z_k, ξ_k) + (1 − α_k)(z̄_{k−1} − z_{k−1} + γṼ(z_{k−1}, ξ_k)),
                  z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α) (α₀ = 1/2, k_α = 100); γ is the
                  spec's step (keep it constant: the method decays α_k itself).
+* ``seg+``       stochastic EG+ with the same decaying α_k and no bias correction (the ablation
+                 of ``bc-seg+``; the seeds' "SEG+"): z̄_k = z_k − γṼ(z_k, ξ_k),
+                 z⁺ = z_k − α_kγṼ(z̄_k, ξ̄_k), α_k = α₀/(1 + k/k_α).
+
+**Fused kernels.** ``gda``, ``eg``, ``eg+``, ``ogda`` and ``ppm`` (Newton per trajectory, to the
+same tolerance) on every game above, exact or noisy oracle, also run as one fused loop per
+trajectory (:func:`fused_simulate`): numba-compiled when numba is installed, else the same
+arithmetic vectorised over trajectories in numpy (identical results, tested). The operator of
+each game is written once, in :func:`_fused_operator`, with the same expressions as its
+``operator``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from theorybench.registry import method
+
+try:
+    import numba
+except ImportError:  # the pure-numpy path below gives the same numbers, more slowly
+    numba = None
 
 if TYPE_CHECKING:
     from theorybench.experiments.minmax import Oracle
@@ -100,6 +117,17 @@ class Game:
     def jacobian(self, z: Tensor) -> Tensor:
         """J_V(z), shape (n, d, d)."""
         raise NotImplementedError
+
+    def fused(self) -> tuple[int, float] | None:
+        """(code, parameter) of this game in :func:`_fused_operator`, or None (no fused kernel)."""
+        return None
+
+    def simulate_fused(self, method_: Method, z0: np.ndarray, lrs: np.ndarray, keep: np.ndarray,
+                       *, sigma: float = 0.0, generators: list[torch.Generator] | None = None,
+                       compiled: bool = True) -> np.ndarray:
+        """:func:`fused_simulate` on this game."""
+        return fused_simulate(self, method_, z0, lrs, keep, sigma=sigma, generators=generators,
+                              compiled=compiled)
 
     def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
         lo, hi = self.init_box
@@ -173,6 +201,9 @@ class Bilinear(Game):
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(torch.zeros(len(z), dtype=torch.float64), 1.0, -1.0, 0.0)
 
+    def fused(self) -> tuple[int, float]:
+        return BILINEAR, 0.0
+
     @cached_property
     def critical_points(self) -> Tensor:
         return torch.zeros(1, 2, dtype=torch.float64)
@@ -203,6 +234,9 @@ class AlmostBilinear(Game):
             return _jac(0.0, 1.0, -1.0, -self.eps * (1 - 3 * y**2))
         return _jac(self.eps * (1 - 3 * x**2), 1.0, -1.0, 0.0)
 
+    def fused(self) -> tuple[int, float]:
+        return (ALMOST_BILINEAR_MAX if self.player == "max" else ALMOST_BILINEAR_MIN), self.eps
+
     @cached_property
     def critical_points(self) -> Tensor:
         return torch.zeros(1, 2, dtype=torch.float64)
@@ -231,6 +265,9 @@ class Forsaken(Game):
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(_forsaken_ddphi(z[:, 0]), 1.0, -1.0, _forsaken_ddphi(z[:, 1]))
 
+    def fused(self) -> tuple[int, float]:
+        return FORSAKEN, self.offset
+
 
 @method(GAMES, "global-forsaken")
 @dataclass(frozen=True)
@@ -243,6 +280,9 @@ class GlobalForsaken(Game):
 
     def jacobian(self, z: Tensor) -> Tensor:
         return _jac(_gf_ddpsi(z[:, 0]), 1.0, -1.0, _gf_ddpsi(z[:, 1]))
+
+    def fused(self) -> tuple[int, float]:
+        return GLOBAL_FORSAKEN, 0.0
 
 
 def _gf_dpsi(u: Tensor) -> Tensor:
@@ -276,6 +316,9 @@ class Polar(Game):
         g = self.a / 4 * (r2 - 1) * (4 * r2 - 1)
         dg = self.a / 4 * (8 * r2 - 5)  # dg / d(r²)
         return _jac(g + 2 * x * x * dg, 2 * x * y * dg - 1, 2 * x * y * dg + 1, g + 2 * y * y * dg)
+
+    def fused(self) -> tuple[int, float]:
+        return POLAR, self.a
 
     def sample_init(self, n: int, generator: torch.Generator) -> Tensor:
         u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
@@ -317,6 +360,8 @@ class Method:
 
     adaptive_step: ClassVar[bool] = False
     """True when the method picks its own step and ignores the schedule's ``lr``."""
+    fused: ClassVar[tuple[int, float] | None] = None
+    """(code, α) of this method in :func:`_fused_run` for a deterministic oracle, or None."""
 
     def init(self, oracle: Oracle, z: Tensor) -> State:
         return {}
@@ -327,6 +372,8 @@ class Method:
 
 @method(FAMILY, "gda")
 class GDA(Method):
+    fused: ClassVar[tuple[int, float]] = (0, 1.0)
+
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - lr * oracle(z)
 
@@ -342,12 +389,16 @@ class AltGDA(Method):
 
 @method(FAMILY, "eg")
 class EG(Method):
+    fused: ClassVar[tuple[int, float]] = (1, 1.0)
+
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - lr * oracle(z - lr * oracle(z))
 
 
 @method(FAMILY, "ogda")
 class OGDA(Method):
+    fused: ClassVar[tuple[int, float]] = (2, 1.0)
+
     def init(self, oracle: Oracle, z: Tensor) -> State:
         return {"v_prev": oracle(z)}
 
@@ -361,6 +412,8 @@ class OGDA(Method):
 @method(FAMILY, "ppm")
 class PPM(Method):
     """Implicit step w = z − γṼ(w, ξ) by Newton's method on G(w) = w − z + γṼ(w, ξ)."""
+
+    fused: ClassVar[tuple[int, float]] = (3, 1.0)
 
     tol: ClassVar[float] = 1e-8
     max_newton: ClassVar[int] = 30
@@ -391,6 +444,7 @@ class RFBS(Method):
 @method(FAMILY, "eg+")
 class EGPlus(Method):
     alpha: ClassVar[float] = 0.5
+    fused: ClassVar[tuple[int, float]] = (1, 0.5)
 
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         return z - self.alpha * lr * oracle(z - lr * oracle(z))
@@ -461,3 +515,250 @@ class BCSEGPlus(Method):
         state["z_prev"], state["zbar_prev"] = z, zbar
         return z - alpha * lr * oracle(zbar)
 
+
+
+@method(FAMILY, "seg+")
+class SEGPlus(Method):
+    """BC-SEG+ without the bias correction: the ablation that isolates the correction."""
+
+    alpha0: ClassVar[float] = BCSEGPlus.alpha0
+    alpha_offset: ClassVar[float] = BCSEGPlus.alpha_offset
+
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
+        alpha = self.alpha0 / (1 + k / self.alpha_offset)
+        zbar = z - lr * oracle(z)
+        return z - alpha * lr * oracle(zbar)
+
+
+# ------------------------------------------------------------------------------- fused kernels
+
+BILINEAR, ALMOST_BILINEAR_MAX, ALMOST_BILINEAR_MIN, FORSAKEN, GLOBAL_FORSAKEN, POLAR = range(6)
+
+
+def _fused_operator(game: int, c: float, x: Any, y: Any) -> tuple[Any, Any]:
+    """V(x, y) of game ``game`` with parameter ``c`` (ε, offset or a), on floats (numba) or numpy
+    arrays: powers are written as products so both paths round identically."""
+    if game == BILINEAR:
+        return y, -x
+    if game == ALMOST_BILINEAR_MAX:
+        return y, -x - c * (y - y * y * y)
+    if game == ALMOST_BILINEAR_MIN:
+        return y + c * (x - x * x * x), -x
+    if game == FORSAKEN:
+        x2, y2 = x * x, y * y
+        return x / 2 - 2 * x * x2 + x * x2 * x2 + y - c, -x + (y / 2 - 2 * y * y2 + y * y2 * y2)
+    if game == GLOBAL_FORSAKEN:
+        x2, y2 = x * x, y * y
+        return (y + (4 * x * x2 * x2 / 7 - 4 * x * x2 / 3 + 2 * x / 3),
+                -x + (4 * y * y2 * y2 / 7 - 4 * y * y2 / 3 + 2 * y / 3))
+    r2 = x * x + y * y
+    g = c / 4 * (r2 - 1) * (4 * r2 - 1)
+    return x * g - y, y * g + x
+
+
+def _fused_jacobian(game: int, c: float, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+    """J_V(x, y) = [[a, b], [c, d]] of game ``game`` (for the proximal point method's Newton
+    steps), floats or arrays; the same expressions as each game's ``jacobian``."""
+    zero = 0.0 * x
+    if game == BILINEAR:
+        return zero, zero + 1.0, zero - 1.0, zero
+    if game == ALMOST_BILINEAR_MAX:
+        return zero, zero + 1.0, zero - 1.0, -c * (1 - 3 * (y * y))
+    if game == ALMOST_BILINEAR_MIN:
+        return c * (1 - 3 * (x * x)), zero + 1.0, zero - 1.0, zero
+    if game == FORSAKEN:
+        x2, y2 = x * x, y * y
+        return 0.5 - 6 * x2 + 5 * (x2 * x2), zero + 1.0, zero - 1.0, 0.5 - 6 * y2 + 5 * (y2 * y2)
+    if game == GLOBAL_FORSAKEN:
+        x2, y2 = x * x, y * y
+        return (20 * (x2 * x2) / 7 - 4 * x2 + 2 / 3, zero + 1.0, zero - 1.0,
+                20 * (y2 * y2) / 7 - 4 * y2 + 2 / 3)
+    r2 = x * x + y * y
+    g = c / 4 * (r2 - 1) * (4 * r2 - 1)
+    dg = c / 4 * (8 * r2 - 5)
+    return g + 2 * x * x * dg, 2 * x * y * dg - 1, 2 * x * y * dg + 1, g + 2 * y * y * dg
+
+
+def _newton_delta(lr: float, j00: Any, j01: Any, j10: Any, j11: Any, rx: Any,
+                  ry: Any) -> tuple[Any, Any]:
+    """δ with (I + γJ) δ = r for J = [[j00, j01], [j10, j11]] (Cramer's rule, as
+    :func:`solve_small`)."""
+    a, b, cc, d = 1 + lr * j00, lr * j01, lr * j10, 1 + lr * j11
+    det = a * d - b * cc
+    return (d * rx - b * ry) / det, (a * ry - cc * rx) / det
+
+
+def _fused_chunk_numpy(game: int, c: float, algo: int, alpha: float, sigma: float,
+                       z: np.ndarray, pv: np.ndarray, lrs: np.ndarray, xi: np.ndarray, k0: int,
+                       keep: np.ndarray, j: int, out: np.ndarray, max_newton: int,
+                       tol: float) -> int:
+    """Steps k0 … k0 + len(lrs) − 1 of the fused loop, vectorised over trajectories (the
+    fallback; the same arithmetic as :func:`_fused_chunk_scalar`). ``z`` and ``pv`` (OGDA's
+    previous Ṽ) are updated in place; returns the next tail slot."""
+    x, y, px, py = z[:, 0].copy(), z[:, 1].copy(), pv[:, 0].copy(), pv[:, 1].copy()
+    for s in range(len(lrs)):
+        lr = lrs[s]
+        vx, vy = _fused_operator(game, c, x, y)
+        if sigma > 0:
+            vx, vy = vx + sigma * xi[s, 0, :, 0], vy + sigma * xi[s, 0, :, 1]
+        if algo == 0:
+            x, y = x - lr * vx, y - lr * vy
+        elif algo == 1:
+            wx, wy = _fused_operator(game, c, x - lr * vx, y - lr * vy)
+            if sigma > 0:
+                wx, wy = wx + sigma * xi[s, 1, :, 0], wy + sigma * xi[s, 1, :, 1]
+            x, y = x - alpha * lr * wx, y - alpha * lr * wy
+        elif algo == 2:
+            x, y = x - lr * (2 * vx - px), y - lr * (2 * vy - py)
+            px, py = vx, vy
+        else:
+            wx, wy, rx, ry = x, y, lr * vx, lr * vy
+            active = np.ones(len(x), dtype=bool)
+            for _ in range(max_newton):
+                j00, j01, j10, j11 = _fused_jacobian(game, c, wx, wy)
+                dx, dy = _newton_delta(lr, j00, j01, j10, j11, rx, ry)
+                wx, wy = np.where(active, wx - dx, wx), np.where(active, wy - dy, wy)
+                ux, uy = _fused_operator(game, c, wx, wy)
+                if sigma > 0:
+                    ux, uy = ux + sigma * xi[s, 0, :, 0], uy + sigma * xi[s, 0, :, 1]
+                rx = np.where(active, wx - x + lr * ux, rx)
+                ry = np.where(active, wy - y + lr * uy, ry)
+                active &= ~(np.maximum(np.abs(rx), np.abs(ry)) <= tol)
+                if not active.any():
+                    break
+            x, y = wx, wy
+        if j < len(keep) and keep[j] == k0 + s + 1:
+            out[:, j, 0], out[:, j, 1] = x, y
+            j += 1
+    z[:, 0], z[:, 1], pv[:, 0], pv[:, 1] = x, y, px, py
+    return j
+
+
+def _fused_chunk_scalar(game: int, c: float, algo: int, noisy: bool, alpha: float,
+                        sigma: float, z: np.ndarray, pv: np.ndarray, lrs: np.ndarray,
+                        xi: np.ndarray, k0: int, keep: np.ndarray, j0: int, out: np.ndarray,
+                        max_newton: int, tol: float) -> int:
+    """The same steps as explicit loops (compiled by numba): steps outside, trajectories inside
+    over contiguous x, y arrays, so independent trajectories fill the vector units; PPM stops
+    Newton per trajectory, exactly where the vectorised version freezes that row."""
+    n = z.shape[0]
+    x, y = z[:, 0].copy(), z[:, 1].copy()
+    px, py = pv[:, 0].copy(), pv[:, 1].copy()
+    j = j0
+    for s in range(len(lrs)):
+        lr = lrs[s]
+        for i in range(n):
+            xi_, yi = x[i], y[i]
+            vx, vy = _operator_jit(game, c, xi_, yi)
+            if noisy:
+                vx, vy = vx + sigma * xi[s, 0, i, 0], vy + sigma * xi[s, 0, i, 1]
+            if algo == 0:
+                x[i], y[i] = xi_ - lr * vx, yi - lr * vy
+            elif algo == 1:
+                wx, wy = _operator_jit(game, c, xi_ - lr * vx, yi - lr * vy)
+                if noisy:
+                    wx, wy = wx + sigma * xi[s, 1, i, 0], wy + sigma * xi[s, 1, i, 1]
+                x[i], y[i] = xi_ - alpha * lr * wx, yi - alpha * lr * wy
+            elif algo == 2:
+                x[i], y[i] = xi_ - lr * (2 * vx - px[i]), yi - lr * (2 * vy - py[i])
+                px[i], py[i] = vx, vy
+            else:
+                wx, wy, rx, ry = xi_, yi, lr * vx, lr * vy
+                for _ in range(max_newton):
+                    j00, j01, j10, j11 = _jacobian_jit(game, c, wx, wy)
+                    dx, dy = _newton_jit(lr, j00, j01, j10, j11, rx, ry)
+                    wx, wy = wx - dx, wy - dy
+                    ux, uy = _operator_jit(game, c, wx, wy)
+                    if noisy:
+                        ux, uy = ux + sigma * xi[s, 0, i, 0], uy + sigma * xi[s, 0, i, 1]
+                    rx, ry = wx - xi_ + lr * ux, wy - yi + lr * uy
+                    if max(abs(rx), abs(ry)) <= tol:
+                        break
+                x[i], y[i] = wx, wy
+        if j < len(keep) and keep[j] == k0 + s + 1:
+            for i in range(n):
+                out[i, j, 0], out[i, j, 1] = x[i], y[i]
+            j += 1
+    for i in range(n):
+        z[i, 0], z[i, 1], pv[i, 0], pv[i, 1] = x[i], y[i], px[i], py[i]
+    return j
+
+
+if numba is not None:
+    _operator_jit = numba.njit(inline="always", cache=True)(_fused_operator)
+    _jacobian_jit = numba.njit(inline="always", cache=True)(_fused_jacobian)
+    _newton_jit = numba.njit(inline="always", cache=True)(_newton_delta)
+    _chunk_inline = numba.njit(inline="always", cache=True)(_fused_chunk_scalar)
+
+
+_KERNELS: dict[tuple[int, int, bool], Callable[..., int]] = {}
+
+
+def _compiled_chunk(game: int, algo: int, noisy: bool) -> Callable[..., int] | None:
+    """The numba loop specialised to one game, one method and noise on/off (compile-time
+    constants, so the branches on them fold away and the inner loop vectorises; numba's disk
+    cache keys each specialisation by these constants), or None without numba."""
+    if numba is None:
+        return None
+    if (game, algo, noisy) not in _KERNELS:
+        def kernel(c: float, alpha: float, sigma: float, z: np.ndarray, pv: np.ndarray,
+                   lrs: np.ndarray, xi: np.ndarray, k0: int, keep: np.ndarray, j0: int,
+                   out: np.ndarray, max_newton: int, tol: float) -> int:
+            return _chunk_inline(game, c, algo, noisy, alpha, sigma, z, pv, lrs, xi, k0, keep,
+                                 j0, out, max_newton, tol)
+        _KERNELS[game, algo, noisy] = numba.njit(cache=True)(kernel)
+    return _KERNELS[game, algo, noisy]
+
+
+CHUNK = 1024
+"""Steps per call of the fused loop: the oracle noise of a chunk is drawn before it runs."""
+
+
+def fused_simulate(game: Game, method_: Method, z0: np.ndarray, lrs: np.ndarray,
+                   keep: np.ndarray, *, sigma: float = 0.0,
+                   generators: list[torch.Generator] | None = None,
+                   compiled: bool = True) -> np.ndarray:
+    """Tail iterates (n, len(keep), 2) of ``method_`` on ``game`` with steps ``lrs`` (γ_k for
+    k < steps) from ``z0`` (n, 2), at the iterate indices ``keep`` (sorted, in [0, steps]).
+
+    With σ > 0 the oracle is Ṽ = V + σξ; row block b (n / len(generators) rows: one seed) draws
+    its ξ from ``generators[b]`` alone: one (2,) sample for OGDA's initial Ṽ(z₀), then per chunk
+    of :data:`CHUNK` steps a (chunk, draws, block, 2) tensor (draws = 2 for EG/EG+, else 1; PPM
+    reuses its draw inside the implicit step). ``compiled=False`` forces the numpy path."""
+    code, algo = game.fused(), method_.fused
+    if code is None or algo is None:
+        raise ValueError(f"no fused kernel for {type(method_).__name__} on {type(game).__name__}")
+    n, steps, draws = len(z0), len(lrs), 2 if algo[0] == 1 else 1
+    gens = generators or []
+    if sigma > 0 and (not gens or n % len(gens)):
+        raise ValueError("a noisy fused run needs one generator per equal block of rows")
+
+    def noise(*shape: int) -> np.ndarray:
+        block = n // len(gens)
+        parts = [torch.randn((*shape[:-2], block, shape[-1]), generator=g, dtype=torch.float64)
+                 for g in gens]
+        return torch.cat(parts, dim=len(shape) - 2).numpy()
+
+    z = np.array(z0, dtype=np.float64, order="C")
+    pvx, pvy = _fused_operator(code[0], float(code[1]), z[:, 0], z[:, 1])
+    pv = np.stack((pvx, pvy), 1)
+    if sigma > 0:
+        pv = pv + sigma * noise(n, 2)
+    keep = np.asarray(keep, np.int64)
+    lrs = np.asarray(lrs, np.float64)
+    out = np.empty((n, len(keep), 2))
+    j = 0
+    if len(keep) and keep[0] == 0:
+        out[:, 0] = z
+        j = 1
+    kernel = _compiled_chunk(code[0], algo[0], sigma > 0) if compiled else None
+    for k0 in range(0, steps, CHUNK):
+        k1 = min(steps, k0 + CHUNK)
+        xi = noise(k1 - k0, draws, n, 2) if sigma > 0 else np.zeros((0, 0, 0, 0))
+        rest = (float(algo[1]), float(sigma), z, pv, lrs[k0:k1], xi, k0, keep, j, out,
+                PPM.max_newton, PPM.tol)
+        if kernel is not None:
+            j = kernel(float(code[1]), *rest)
+        else:
+            j = _fused_chunk_numpy(code[0], float(code[1]), algo[0], *rest)
+    return out

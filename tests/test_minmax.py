@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from theorybench.experiments.minmax import (
     classify_tails,
     minmax_dynamics,
     simulate,
+    tail_indices,
     tail_start,
 )
 from theorybench.registry import get_method, methods
@@ -31,7 +33,7 @@ GAME_CASES = [
     ("polar", {"a": 1.0}),
 ]
 THRESHOLDS = {"converge_dist": 1e-2, "trap_dist": 0.1, "trap_grad": 0.05,
-              "escape_radius": 1e3, "period_tol": 0.1}
+              "escape_radius": 1e3, "period_tol": 0.1, "min_turns": 2.0, "drift_tol": 0.05}
 
 
 def game(name: str, **params):
@@ -275,9 +277,54 @@ def test_detector_circle_is_trapped_and_periodic():
     np.testing.assert_allclose(out["tail_dist"].numpy(), 1.0)
 
 
-def test_detector_needs_a_full_turn_to_call_a_cycle_periodic():
+def test_detector_needs_full_turns_to_call_a_tail_trapped_or_periodic():
     out = classify(circle(1, 100, turns=0.8))
-    assert out["trapped"].all() and not out["periodic"].any()
+    assert not out["trapped"].any() and not out["periodic"].any()
+
+
+def spiral(r_start: float, r_end: float, turns: float = 4.0, m: int = 256) -> torch.Tensor:
+    """A tail winding ``turns`` times while its radius moves geometrically from r_start to r_end."""
+    t = torch.linspace(0, 1, m, dtype=torch.float64)
+    r = r_start * (r_end / r_start) ** t
+    angle = 2 * math.pi * turns * t
+    return (r.unsqueeze(1) * torch.stack((torch.cos(angle), torch.sin(angle)), 1)).unsqueeze(0)
+
+
+def test_classifier_expanding_spiral_is_not_trapped():
+    """The records' EG/OGDA/PPM tails (median distance 0.6, final 0.8, still spiralling out) were
+    called trapped by the old distance-and-gradient test; they are not on their limit set."""
+    out = classify(spiral(0.55, 0.8))
+    assert float(out["tail_dist"]) >= 0.1 and float(out["tail_grad_norm"]) >= 0.05
+    assert not out["trapped"].any() and not out["converged"].any()
+    assert float(out["radial_drift"]) > 0.2
+
+
+def test_classifier_contracting_spiral_is_not_trapped():
+    out = classify(spiral(1.0, 0.6))
+    assert not out["trapped"].any() and not out["converged"].any()
+    assert float(out["radial_drift"]) < -0.2
+
+
+def test_classifier_limit_cycle_is_trapped_with_its_radius():
+    out = classify(spiral(1.15, 1.15))
+    assert out["trapped"].all() and out["periodic"].all()
+    np.testing.assert_allclose(out["radius"].numpy(), 1.15, rtol=1e-3)
+    assert abs(float(out["radial_drift"])) < 1e-3
+
+
+def test_classifier_simulated_almost_bilinear_cycle():
+    """GDA with a small step on xy + εφ(y): a start inside and one outside the cycle both end
+    trapped on it, radius ≈ 2/√3 ≈ 1.15 (up to the explicit step's O(γ/ε) outward bias)."""
+    g = game("almost-bilinear", eps=0.1, player="max")
+    z0 = torch.tensor([[0.3, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    tail = simulate(get_method("minmax", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
+                    Schedule(step=0.005), 40000, 36000, 256)
+    out = classify(tail, g)
+    assert out["trapped"].all()
+    np.testing.assert_allclose(out["radius"].numpy(), 2 / math.sqrt(3), atol=0.05)
+    early = simulate(get_method("minmax", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
+                     Schedule(step=0.005), 4000, 2000, 256)
+    assert not classify(early, g)["trapped"].any(), "half-way there, still drifting"
 
 
 def test_detector_divergence():
@@ -357,3 +404,64 @@ def test_adaptive_methods_report_their_step_rule():
     params = MinMaxParams(game="polar", algorithm="ceg+adaptive", trajectories=4, steps=20,
                           tail_samples=8)
     assert set(minmax_dynamics(params, (0,), torch.device("cpu")).step_rule) == {"adaptive"}
+
+
+def test_each_seed_has_its_own_noise_stream():
+    """A seed's rows (with a noisy oracle) do not depend on which other seeds share its cell."""
+    params = MinMaxParams(game="almost-bilinear", algorithm="eg", noise=0.1, trajectories=8,
+                          steps=300, tail_samples=32, schedule=Schedule(step=0.05))
+    alone = minmax_dynamics(params, (7,), torch.device("cpu"))
+    for others in ((3, 7), (7, 11, 5)):
+        cell = minmax_dynamics(params, others, torch.device("cpu"))
+        mine = cell[cell.seed == 7].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+    noiseless = minmax_dynamics(params.model_copy(update={"noise": 0.0}), (7,), torch.device("cpu"))
+    assert not np.allclose(noiseless.final_dist, alone.final_dist), "the example must be noisy"
+
+
+FUSED_CASES = ([(name, params, alg) for name, params in GAME_CASES for alg in ("gda", "ppm")]
+               + [("almost-bilinear", {"eps": 0.1}, alg) for alg in ("eg", "eg+", "ogda")])
+
+
+@pytest.mark.parametrize(("name", "params", "algorithm"), FUSED_CASES)
+def test_fused_kernel_numba_and_numpy_paths_are_identical(name, params, algorithm):
+    """Every game's operator and Jacobian (GDA, PPM) and every method on one game: the numba
+    kernel and the numpy fallback agree bit for bit, and both follow the torch loop."""
+    g = game(name, **params)
+    method = get_method("minmax", algorithm)()
+    z0 = g.sample_init(16, torch.Generator().manual_seed(0))
+    sched = Schedule(step=0.02, decay=0.6, offset=50)
+    lrs = np.array([sched(k) for k in range(300)])
+    keep = tail_indices(0, 300, 40)
+    compiled = g.simulate_fused(method, z0.numpy(), lrs, keep)
+    fallback = g.simulate_fused(method, z0.numpy(), lrs, keep, compiled=False)
+    np.testing.assert_array_equal(compiled, fallback)
+    torch_path = simulate(method, Oracle(g, 0.0, torch.Generator()), z0, sched, 300, 0, 40)
+    # PPM stops Newton per trajectory here, batch-wide in torch: both within 1e-8 per step
+    tol = {"rtol": 0, "atol": 1e-5} if algorithm == "ppm" else {"rtol": 1e-9, "atol": 1e-12}
+    np.testing.assert_allclose(compiled, torch_path.numpy(), **tol)
+
+
+def test_segplus_takes_the_decaying_alpha_step_without_correction():
+    """SEG+: z⁺ = z − α_kγV(z − γV(z)), α_k = 0.5/(1 + k/100) (α_100 = 0.25), no memory."""
+    g = game("polar", a=1.0)
+    oracle = Oracle(g, 0.0, torch.Generator())
+    z = g.sample_init(8, torch.Generator().manual_seed(0))
+    seg = get_method("minmax", "seg+")()
+    out = seg.step(oracle, z, seg.init(oracle, z), 0.1, 100)
+    torch.testing.assert_close(out, z - 0.25 * 0.1 * g.operator(z - 0.1 * g.operator(z)))
+
+
+@pytest.mark.parametrize("algorithm", ["gda", "eg", "ogda", "ppm"])
+def test_noisy_fused_kernel_numba_and_numpy_paths_are_identical(algorithm):
+    g = game("almost-bilinear", eps=0.1, player="max")
+    method = get_method("minmax", algorithm)()
+    z0 = g.sample_init(12, torch.Generator().manual_seed(0))
+    lrs = np.full(1500, 0.02)  # more than one chunk of steps
+    keep = tail_indices(1000, 1500, 20)
+    runs = [g.simulate_fused(method, z0.numpy(), lrs, keep, sigma=0.1, compiled=compiled,
+                             generators=[torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+            for compiled in (True, False)]
+    np.testing.assert_array_equal(*runs)
+    exact = g.simulate_fused(method, z0.numpy(), lrs, keep)
+    assert not np.allclose(runs[0], exact)

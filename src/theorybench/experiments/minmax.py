@@ -16,7 +16,8 @@ Claims:
   ρ > −γ/2 with γ ≤ 1/L, including problems where plain EG and GDA cycle.
 
 Measured quantity (kind ``minmax_dynamics``): ``trajectories`` initial points per seed, drawn
-from the game's initial region (or ``init_box``), run as one batched tensor for ``steps``
+from the game's initial region (or ``init_box``), run together (the fused numba/numpy kernel of
+``baselines/minmax.py`` for GDA, EG, EG+, OGDA and PPM, else one batched tensor) for ``steps``
 iterations of the method with the step schedule γ_k = step · (1 + k/offset)^(−decay). The tail is
 the last ``tail`` fraction of the ODE time t_k = Σ_{j<k} γ_j (the last ``tail`` of the iterates for
 a constant step), sampled at ``tail_samples`` evenly spaced iterates ending at the last one. Each
@@ -24,20 +25,28 @@ trajectory is classified from its tail by :func:`classify_tails`, never by ergod
 
 * ``diverged``   a non-finite iterate or ‖z‖ > ``escape_radius`` in the tail;
 * ``converged``  not diverged, the last iterate within ``converge_dist`` of a critical point;
-* ``trapped``    not diverged and the whole tail stays away from every critical point:
-                 min_tail dist(z, crit) ≥ ``trap_dist`` and min_tail ‖V(z)‖ ≥ ``trap_grad``
-                 (the spurious-attractor event of Hsieh et al.);
+* ``trapped``    on a spurious limit set (the event of Hsieh et al.): not diverged nor
+                 converged, the whole tail stays away from every critical point (min_tail
+                 dist(z, crit) ≥ ``trap_dist``, min_tail ‖V(z)‖ ≥ ``trap_grad``), winds at least
+                 ``min_turns`` times around its centroid c, is a ring (min ‖z − c‖ ≥ 0.3 × its
+                 mean) and has stopped drifting: the mean of ‖z − c‖ over the tail's last turn and
+                 over its first turn differ by at most ``drift_tol`` (relative). A spiral still
+                 expanding towards the cycle, or contracting towards a point, is not trapped;
 * ``periodic``   not diverged nor converged, the tail winds at least once around its centroid,
                  is a ring (its distance to the centroid never drops below 0.3 × its mean) and
                  closes up: the iterate one full turn before the last lies within ``period_tol``
                  · diam(tail) of it (a limit cycle).
 
-Initial points come from ``theorybench.device.generator(seed)`` per seed; the oracle noise of the
-whole batch from one generator seeded by the cell's seed tuple. One row per trajectory with these
-0/1 columns, ``tail_dist`` (min over the tail of the distance to the nearest critical point),
+Each seed has its own streams: initial points from ``theorybench.device.generator(seed)``, oracle
+noise for that seed's trajectories from ``generator(seed + 2**40)``, so a seed's rows do not
+depend on which other seeds share its cell. One row per trajectory with these 0/1 columns,
+``tail_dist`` (min over the tail of the distance to the nearest critical point),
 ``tail_grad_norm`` (min over the tail of ‖V‖), ``final_dist``, ``revolutions`` (turns of the tail
-around its centroid; ≈ 0.5 for a short arc) and ``step_rule`` (the schedule, or ``adaptive`` for
-methods that choose their own step), so a sweep over ``algorithm`` gives the ranking per game:
+around its centroid; ≈ 0.5 for a short arc), ``radius`` (mean ‖z − c‖ over the tail's last turn:
+the radius of the limit set reached, ≈ 1.15 for the almost-bilinear cycle), ``radial_drift``
+((last-turn − first-turn mean radius) / last-turn mean radius: > 0 expanding, < 0 contracting) and
+``step_rule`` (the schedule, or ``adaptive`` for methods that choose their own step), so a sweep
+over ``algorithm`` gives the ranking per game:
 the fraction reaching a solution and the fraction trapped. The runner adds swept parameters
 (``algorithm``, ``noise``, ...) as columns, so the kind never returns a column named after one.
 
@@ -47,7 +56,6 @@ Games and methods live in ``baselines/minmax.py`` (families ``minmax-games`` and
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,6 +69,9 @@ from theorybench.registry import experiment, get_method, methods
 
 Tensor = torch.Tensor
 METHODS, GAMES = "minmax", "minmax-games"
+NOISE_STREAM = 2**40
+"""Seed s draws its oracle noise from generator(s + NOISE_STREAM), its initial points from
+generator(s)."""
 ANNULUS = 0.3
 """A periodic tail must avoid its own centroid: min radius ≥ ANNULUS × mean radius (a ring, not
 noise around a point)."""
@@ -102,6 +113,8 @@ class MinMaxParams(BaseModel):
     converge_dist: float = Field(1e-2, gt=0)
     trap_dist: float = Field(0.1, gt=0)
     trap_grad: float = Field(0.05, gt=0)
+    min_turns: float = Field(2.0, gt=0, description="turns a trapped tail winds around its centre")
+    drift_tol: float = Field(0.05, gt=0, description="max relative radial drift of a trapped tail")
     escape_radius: float = Field(1e3, gt=0)
     period_tol: float = Field(0.1, gt=0)
 
@@ -129,11 +142,15 @@ class MinMaxParams(BaseModel):
 
 
 class Oracle:
-    """Ṽ(z, ξ) = V(z) + σξ, ξ ~ N(0, I) drawn from ``generator`` (exact when σ = 0): the
-    stochastic oracle every method of ``baselines/minmax.py`` queries."""
+    """Ṽ(z, ξ) = V(z) + σξ, ξ ~ N(0, I) (exact when σ = 0): the stochastic oracle every method of
+    ``baselines/minmax.py`` queries. ``generator`` is one generator for the whole batch, or one per
+    block of rows (a seed's trajectories): row block b draws its noise from ``generator[b]``
+    alone, so blocks (seeds) are independent of each other."""
 
-    def __init__(self, game: Any, noise: float, generator: torch.Generator) -> None:
-        self.game, self.noise, self.generator = game, float(noise), generator
+    def __init__(self, game: Any, noise: float,
+                 generator: torch.Generator | Sequence[torch.Generator]) -> None:
+        self.game, self.noise = game, float(noise)
+        self.generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
 
     @property
     def n_x(self) -> int:
@@ -143,7 +160,12 @@ class Oracle:
         """A noise sample shaped like ``like`` (None when σ = 0)."""
         if self.noise == 0.0:
             return None
-        return torch.randn(like.shape, generator=self.generator, dtype=like.dtype)
+        rows, rest = like.shape[0], tuple(like.shape[1:])
+        if rows % len(self.generators):
+            raise ValueError(f"{rows} rows do not split into {len(self.generators)} blocks")
+        block = rows // len(self.generators)
+        return torch.cat([torch.randn((block, *rest), generator=g, dtype=like.dtype)
+                          for g in self.generators])
 
     def __call__(self, z: Tensor, xi: Tensor | None = None) -> Tensor:
         v = self.game.operator(z)
@@ -161,11 +183,16 @@ def tail_start(schedule: Schedule, steps: int, tail: float) -> int:
     return int(np.searchsorted(times, (1 - tail) * times[-1]))
 
 
+def tail_indices(start: int, steps: int, samples: int) -> np.ndarray:
+    """Sorted distinct iterate indices of the tail: ``samples`` evenly spaced in [start, steps]."""
+    return np.unique(np.linspace(start, steps, samples).round().astype(np.int64))
+
+
 def simulate(method: Any, oracle: Any, z0: Tensor, schedule: Schedule, steps: int,
              start: int, samples: int) -> Tensor:
     """Run ``steps`` iterations from the batch ``z0`` (n, d) and return the tail: the iterates at
     ``samples`` evenly spaced indices from ``start`` to ``steps`` (n, samples, d)."""
-    keep = set(np.linspace(start, steps, samples).round().astype(int).tolist())
+    keep = set(tail_indices(start, steps, samples).tolist())
     z, state = z0, method.init(oracle, z0)
     tail = [z] if 0 in keep else []
     for k in range(steps):
@@ -175,12 +202,27 @@ def simulate(method: Any, oracle: Any, z0: Tensor, schedule: Schedule, steps: in
     return torch.stack(tail, 1)
 
 
+def run_tail(game: Any, method: Any, oracle: Oracle, z0: Tensor, schedule: Schedule, steps: int,
+             start: int, samples: int) -> Tensor:
+    """:func:`simulate`, through the fused kernel of ``baselines/minmax.py`` when the game and
+    method have one (the same iterates to rounding with an exact oracle, tested; with noise the
+    kernel draws each seed's ξ from that seed's generator in its own order)."""
+    if game.fused() is not None and method.fused is not None:
+        lrs = np.array([schedule(k) for k in range(steps)])
+        keep = tail_indices(start, steps, samples)
+        return torch.from_numpy(game.simulate_fused(method, z0.numpy(), lrs, keep,
+                                                    sigma=oracle.noise,
+                                                    generators=oracle.generators))
+    return simulate(method, oracle, z0, schedule, steps, start, samples)
+
+
 def classify_tails(tail: Tensor, grad_norm: Tensor, critical: Tensor, *, converge_dist: float,
                    trap_dist: float, trap_grad: float, escape_radius: float,
-                   period_tol: float) -> dict[str, Tensor]:
+                   period_tol: float, min_turns: float = 2.0,
+                   drift_tol: float = 0.05) -> dict[str, Tensor]:
     """Classify each trajectory from its tail iterates ``tail`` (n, m, d) with ‖V‖ at them
     ``grad_norm`` (n, m) and the game's critical points ``critical`` (c, d); the module docstring
-    defines the events. The winding test uses the first two coordinates."""
+    defines the events. The winding and radius tests use the first two coordinates."""
     n, m, _ = tail.shape
     norms = tail.norm(dim=2)
     diverged = ~torch.isfinite(norms).all(1) | (torch.nan_to_num(norms, nan=math.inf).amax(1)
@@ -191,7 +233,6 @@ def classify_tails(tail: Tensor, grad_norm: Tensor, critical: Tensor, *, converg
         dist = torch.full((n, m), math.inf, dtype=tail.dtype)
     final_dist = dist[:, -1]
     converged = ~diverged & (final_dist <= converge_dist)
-    trapped = ~diverged & (dist.amin(1) >= trap_dist) & (grad_norm.amin(1) >= trap_grad)
 
     rel = tail[..., :2] - tail[..., :2].mean(1, keepdim=True)
     angle = torch.atan2(rel[..., 1], rel[..., 0])
@@ -205,11 +246,20 @@ def classify_tails(tail: Tensor, grad_norm: Tensor, critical: Tensor, *, converg
     diam = (tail.amax(1) - tail.amin(1)).norm(dim=1)
     radius = rel.norm(dim=2)
     ring = radius.amin(1) >= ANNULUS * radius.mean(1)
+    last_turn = (back <= 2 * math.pi).to(tail.dtype)
+    first_turn = ((wound - wound[:, :1]).abs() <= 2 * math.pi).to(tail.dtype)
+    r_last = (radius * last_turn).sum(1) / last_turn.sum(1)
+    r_first = (radius * first_turn).sum(1) / first_turn.sum(1)
+    drift = (r_last - r_first) / r_last
     periodic = (~diverged & ~converged & full_turn.any(1) & ring & (diam > converge_dist)
                 & (gap <= period_tol * diam))
+    trapped = (~diverged & ~converged & (dist.amin(1) >= trap_dist)
+               & (grad_norm.amin(1) >= trap_grad) & (revolutions >= min_turns) & ring
+               & (drift.abs() <= drift_tol))
     return {"converged": converged, "trapped": trapped, "diverged": diverged,
             "periodic": periodic, "tail_dist": dist.amin(1), "tail_grad_norm": grad_norm.amin(1),
-            "final_dist": final_dist, "revolutions": revolutions}
+            "final_dist": final_dist, "revolutions": revolutions, "radius": r_last,
+            "radial_drift": drift}
 
 
 def initial_points(game: Any, p: MinMaxParams, seed: int) -> Tensor:
@@ -228,8 +278,8 @@ def initial_points(game: Any, p: MinMaxParams, seed: int) -> Tensor:
     family="minmax",
     params=MinMaxParams,
     columns=("traj", "step_rule", "converged", "trapped", "diverged", "periodic", "tail_dist",
-             "tail_grad_norm", "final_dist", "revolutions"),
-    example={"trajectories": 4, "steps": 40, "tail_samples": 8},
+             "tail_grad_norm", "final_dist", "revolutions", "radius", "radial_drift"),
+    example={"trajectories": 4, "steps": 40, "tail_samples": 8, "noise": 0.1},
 )
 def minmax_dynamics(p: MinMaxParams, seeds: Sequence[int], device: torch.device) -> pd.DataFrame:
     """One row per (seed, trajectory): where ``algorithm`` takes random initial points of
@@ -238,15 +288,16 @@ def minmax_dynamics(p: MinMaxParams, seeds: Sequence[int], device: torch.device)
     game = get_method(GAMES, p.game)(**p.game_params)
     algorithm = get_method(METHODS, p.algorithm)()
     z0 = torch.cat([initial_points(game, p, s) for s in seeds])
-    oracle = Oracle(game, p.noise, generator(zlib.crc32(repr(tuple(seeds)).encode())))
+    oracle = Oracle(game, p.noise, [generator(s + NOISE_STREAM) for s in seeds])
     start = tail_start(p.schedule, p.steps, p.tail)
-    tail = simulate(algorithm, oracle, z0, p.schedule, p.steps, start, p.tail_samples)
+    tail = run_tail(game, algorithm, oracle, z0, p.schedule, p.steps, start, p.tail_samples)
     n, m, d = tail.shape
     grad_norm = game.operator(tail.reshape(n * m, d)).norm(dim=1).reshape(n, m)
     events = classify_tails(tail, grad_norm, game.critical_points,
                             converge_dist=p.converge_dist, trap_dist=p.trap_dist,
                             trap_grad=p.trap_grad, escape_radius=p.escape_radius,
-                            period_tol=p.period_tol)
+                            period_tol=p.period_tol, min_turns=p.min_turns,
+                            drift_tol=p.drift_tol)
     table = pd.DataFrame({name: value.numpy() for name, value in events.items()})
     for name in ("converged", "trapped", "diverged", "periodic"):
         table[name] = table[name].astype(int)
