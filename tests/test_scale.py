@@ -56,7 +56,7 @@ def sleep_task(root: Path, name: str = "sleepy", points: int = 4, sleep: float =
         "id": f"testing/{name}", "version": 1, "title": "y grows with x", "claim": "y grows",
         "source": {"paper": "none", "where": "here"},
         "experiment": {"kind": "test_sleep", "params": {"sleep": sleep, **extra},
-                       "sweep": {"x": [float(i) for i in range(points)]}, "seeds": 3},
+                       "sweep": {"x": [float(i) for i in range(points)]}, "seeds": 6},
         "expect": [{"rule": "trend", "metric": "y", "along": "x", "direction": "increasing",
                     "min_effect": 0.5}],
         "controls": [{"name": "flat", "override": {"x": -1.0}, "sweep": {"sleep": [sleep]},
@@ -208,7 +208,7 @@ def test_a_cell_past_its_time_limit_is_an_error_and_the_task_goes_on(tmp_path) -
     assert out.record.verdict == "error"
     errors = [c.error for c in out.record.cells if c.error]
     assert len(errors) == 1 and "limit of 3 s" in errors[0]
-    assert sum(c.rows for c in out.record.cells) == 2 * 3
+    assert sum(c.rows for c in out.record.cells) == 2 * 6
 
 
 def test_the_pool_kills_only_the_late_cell() -> None:
