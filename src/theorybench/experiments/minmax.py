@@ -44,7 +44,8 @@ depend on which other seeds share its cell. One row per trajectory with these 0/
 ``tail_grad_norm`` (min over the tail of ‖V‖), ``final_dist``, ``revolutions`` (turns of the tail
 around its centroid; ≈ 0.5 for a short arc), ``radius`` (mean ‖z − c‖ over the tail's last turn:
 the radius of the limit set reached, ≈ 1.15 for the almost-bilinear cycle), ``radial_drift``
-((last-turn − first-turn mean radius) / last-turn mean radius: > 0 expanding, < 0 contracting) and
+((last-turn − first-turn mean radius) / the larger of the two, 0 for a tail sitting on a point:
+> 0 expanding, < 0 contracting) and
 ``step_rule`` (the schedule, or ``adaptive`` for methods that choose their own step), so a sweep
 over ``algorithm`` gives the ranking per game:
 the fraction reaching a solution and the fraction trapped. The runner adds swept parameters
@@ -250,7 +251,9 @@ def classify_tails(tail: Tensor, grad_norm: Tensor, critical: Tensor, *, converg
     first_turn = ((wound - wound[:, :1]).abs() <= 2 * math.pi).to(tail.dtype)
     r_last = (radius * last_turn).sum(1) / last_turn.sum(1)
     r_first = (radius * first_turn).sum(1) / first_turn.sum(1)
-    drift = (r_last - r_first) / r_last
+    scale = torch.maximum(r_last, r_first)
+    drift = torch.where(scale > 0, (r_last - r_first) / scale.clamp_min(1e-300),
+                        torch.zeros_like(scale))
     periodic = (~diverged & ~converged & full_turn.any(1) & ring & (diam > converge_dist)
                 & (gap <= period_tol * diam))
     trapped = (~diverged & ~converged & (dist.amin(1) >= trap_dist)
