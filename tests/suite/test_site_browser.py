@@ -91,8 +91,10 @@ def walk(base_url: str, task_ids: list[str]) -> None:
             assert sorted(shown) == sorted(task_ids)
             assert page.locator(".count").inner_text().startswith(f"{len(task_ids)} of ")
 
+            headers = page.locator("#claims th").all_inner_texts()
             page.locator("#claims th", has_text="wall s").click()
-            walls = rows.evaluate_all("rs => rs.map(r => parseFloat(r.cells[6].dataset.value))")
+            by_column = "(rs, i) => rs.map(r => parseFloat(r.cells[i].dataset.value))"
+            walls = rows.evaluate_all(by_column, headers.index("wall s"))
             assert walls == sorted(walls)
 
             verdict = rows.first.get_attribute("data-verdict").split("|")[0]
