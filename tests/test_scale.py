@@ -202,9 +202,7 @@ def test_a_cell_past_its_time_limit_is_an_error_and_the_task_goes_on(tmp_path) -
     spec["expect"] = [{"rule": "threshold", "metric": "y", "op": ">", "value": -1.0}]
     spec["controls"][0]["sweep"] = {"sleep": [0.0]}
     path.write_text(yaml.safe_dump(spec))
-    start = time.monotonic()
     out = run_task(load_task(path), "smoke", device="cpu", write=False)
-    assert time.monotonic() - start < 200  # the 300 s cell was stopped
     assert out.record.verdict == "error"
     errors = [c.error for c in out.record.cells if c.error]
     assert len(errors) == 1 and "limit of 3 s" in errors[0]
