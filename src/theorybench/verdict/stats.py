@@ -32,6 +32,7 @@ so an interval decision and a p-value decision at level ``α/2`` always agree):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -121,9 +122,33 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def fmt(x: float) -> str:
-    """A number for a summary sentence: 3 significant digits."""
-    return f"{x:.3g}"
+def fmt(value: Any) -> str:
+    """A number in words: 3 significant digits; ``-`` for missing or NaN; other values as text."""
+    if value is None or isinstance(value, bool):
+        return "-" if value is None else str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "-" if math.isnan(number) else f"{number:.3g}"
+
+
+def where_words(where: dict[str, Any]) -> str:
+    """A rule's row filter in words (empty when it keeps every row)."""
+    if not where:
+        return ""
+    return " (rows where " + ", ".join(f"{k} = {v}" for k, v in where.items()) + ")"
+
+
+def level_words(fields: dict[str, Any]) -> str:
+    """A rule's interval level in words, e.g. ``95%``."""
+    return f"{100 * float(fields.get('confidence', 0.95)):g}%"
+
+
+SIGN_TEST_FALLBACK = ("; when every seed gives the same value, the sign test on how many seeds "
+                      "lie on the claimed side stands in (it needs at least 6 seeds).")
 
 
 def one_sided_level(confidence: float) -> float:

@@ -34,7 +34,8 @@ difference beyond the margin: 0.10–0.21 (3 seeds), 0.41–0.65 (6), 0.61–0.7
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,12 +44,15 @@ from pydantic import Field
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, Scalar, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     clip,
     fmt,
     jsonable,
+    level_words,
     one_sided_level,
     require_seeds,
     side_test,
+    where_words,
 )
 
 
@@ -82,7 +86,29 @@ def _arm(rows: pd.DataFrame, spec: CompareSpec, value: Scalar, keys: list[str]) 
     return arm.groupby(keys)[spec.metric].mean()
 
 
-@rule(CompareSpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    metric, by, a, b = fields.get("metric"), fields.get("by"), fields.get("a"), fields.get("b")
+    margin = float(fields.get("margin", 0.0))
+    diff = f"{metric}({by} = {a}) − {metric}({by} = {b})"
+    if fields.get("relative"):
+        diff = f"({diff}) / |{metric}({by} = {b})|"
+    side = f"< {fmt(-margin)}" if fields.get("direction") == "a_less" else f"> {fmt(margin)}"
+    return (f"paired over seeds{where_words(fields.get('where') or {})}, {diff} {side}: the "
+            f"{level_words(fields)} Student-t interval of the mean per-seed difference must lie "
+            "on that side (holds) or entirely on the other (refuted)" + SIGN_TEST_FALLBACK)
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.ranking_figure(table, rule, arms, path)
+
+
+@rule(CompareSpec, describe=describe, figure=figure)
 def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean paired difference ``a − b`` over seeds, t test (sign test when seeds agree)."""
     keys = ["seed", *spec.pair_on]

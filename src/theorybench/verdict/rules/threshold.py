@@ -34,7 +34,8 @@ above, 1 from it on.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,14 +44,17 @@ from pydantic import Field, model_validator
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleResult, RuleSpec, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     clip,
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     proportion_test,
     require_seeds,
     side_test,
+    where_words,
 )
 
 
@@ -111,7 +115,34 @@ def bound_test(
     return out
 
 
-@rule(ThresholdSpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    metric, where, level = fields.get("metric"), where_words(fields.get("where") or {}), \
+        level_words(fields)
+    reduce = fields.get("per_seed", "mean")
+    if reduce == "last":
+        reduce = f"last value (largest {fields.get('order_by', 'step')})"
+    op, value = fields.get("op"), fmt(fields.get("value"))
+    if fields.get("form") == "seeds":
+        bad = "≥" if op == "<" else "≤"
+        return (f"at most a fraction {fmt(fields.get('violation_tolerance'))} of seeds have "
+                f"the {reduce} of {metric} per seed{where} {bad} {value}: the {level} "
+                "Clopper–Pearson interval of the violating fraction must lie below that "
+                "tolerance (holds) or above it (refuted).")
+    return (f"the {reduce} of {metric} per seed{where}, averaged over seeds, is "
+            f"{op} {value} ({level} Student-t interval)" + SIGN_TEST_FALLBACK)
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.values_figure(rule, arms, path)
+
+
+@rule(ThresholdSpec, describe=describe, figure=figure)
 def threshold(spec: ThresholdSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean over seeds (t test) or fraction of violating seeds (exact binomial) against a bound."""
     extra = [spec.order_by] if spec.per_seed == "last" else []

@@ -30,7 +30,8 @@ seeds × 8 0/1 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): worst measu
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,13 @@ from pydantic import Field
 
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
-from theorybench.verdict.stats import fmt, one_sided_level, proportion_test
+from theorybench.verdict.stats import (
+    fmt,
+    level_words,
+    one_sided_level,
+    proportion_test,
+    where_words,
+)
 
 
 class ProbabilitySpec(RuleSpec):
@@ -50,7 +57,24 @@ class ProbabilitySpec(RuleSpec):
     )
 
 
-@rule(ProbabilitySpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    return (f"the fraction of trials with {fields.get('metric')} = 1"
+            f"{where_words(fields.get('where') or {})} is {fields.get('op')} "
+            f"{fmt(fields.get('value'))} ({level_words(fields)} Clopper–Pearson interval on the "
+            "pooled trials).")
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.values_figure(rule, arms, path)
+
+
+@rule(ProbabilitySpec, describe=describe, figure=figure)
 def probability(spec: ProbabilitySpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Fraction of rows where the 0/1 metric is 1, with a binomial interval."""
     rows = select(table, spec)

@@ -32,7 +32,8 @@ noise): worst measured rate of ``holds`` at a true log-rate equal to ``value`` 0
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,12 +42,15 @@ from pydantic import Field
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     require_seeds,
     side_test,
+    where_words,
 )
 
 
@@ -73,7 +77,31 @@ def log_slopes(steps: np.ndarray, logs: np.ndarray) -> np.ndarray:
     return (centred * (logs - logs.mean(axis=-1, keepdims=True))).sum(axis=-1) / (centred**2).sum()
 
 
-@rule(RateSpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    along = fields.get("along", "step")
+    window = ""
+    if fields.get("from_step") is not None or fields.get("to_step") is not None:
+        window = f" for {along} in [{fmt(fields.get('from_step'))}, {fmt(fields.get('to_step'))}]"
+    slope = f"the least-squares slope of ln {fields.get('metric')} per {along}"
+    if fields.get("predicted_column"):
+        slope += f" minus the predicted log-rate {fields.get('predicted_column')}"
+    return (f"{fields.get('metric')} converges geometrically"
+            f"{where_words(fields.get('where') or {})}{window}: {slope}, averaged over seeds, is "
+            f"{fields.get('op', '<')} {fmt(fields.get('value', 0.0))} ({level_words(fields)} "
+            "Student-t interval)" + SIGN_TEST_FALLBACK)
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.curve_figure(table, rule, arms, references, path)
+
+
+@rule(RateSpec, describe=describe, figure=figure)
 def rate(spec: RateSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean per-seed slope of ln(metric) per step (minus the predicted one), t test."""
     extra = [spec.predicted_column] if spec.predicted_column else []

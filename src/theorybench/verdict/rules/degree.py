@@ -39,7 +39,8 @@ measured rate of ``holds`` 0.020 ± 0.002 (exact binomial); power with every see
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,10 +51,12 @@ from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, 
 from theorybench.verdict.stats import (
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     proportion_test,
     require_seeds,
+    where_words,
 )
 
 ROUND_OFF = 1e-9
@@ -134,7 +137,29 @@ def bound_violations(
     return out
 
 
-@rule(DegreeSpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    group = f", separately for each {fields.get('group')}" if fields.get("group") else ""
+    bound = fields.get("max_degree")
+    return (f"{fields.get('metric')} is a polynomial of degree at most {bound} in "
+            f"{fields.get('along')}{where_words(fields.get('where') or {})}{group} on all but a "
+            f"fraction {fmt(fields.get('violation_tolerance'))} of seeds: a seed violates the "
+            "bound when its fitted degree (the smallest whose residual RMS is at most "
+            f"{fmt(fields.get('tolerance', 0.01))} of the centred RMS) exceeds {bound}; the "
+            f"{level_words(fields)} Clopper–Pearson interval of the violating fraction must lie "
+            "below the tolerance (holds) or above it (refuted).")
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.curve_figure(table, rule, arms, references, path)
+
+
+@rule(DegreeSpec, describe=describe, figure=figure)
 def degree(spec: DegreeSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Fraction of seeds whose smallest exact polynomial degree exceeds the bound, exact test."""
     extra = [spec.group] if spec.group else []

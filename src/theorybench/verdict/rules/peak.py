@@ -41,7 +41,8 @@ peak exceeds the right end by exactly ``min_excess``) worst measured rate of ``h
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,10 +53,12 @@ from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, 
 from theorybench.verdict.stats import (
     fmt,
     jsonable,
+    level_words,
     mean_test,
     one_sided_level,
     per_level_means,
     require_seeds,
+    where_words,
 )
 
 
@@ -135,7 +138,30 @@ def peak_test(
     }
 
 
-@rule(PeakSpec)
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    lo, hi = fields.get("window", (None, None))
+    scale = "log " if fields.get("log_along") else ""
+    return (f"the seed-mean {fields.get('metric')}{where_words(fields.get('where') or {})} has "
+            f"its maximum along {scale}{fields.get('along')} inside [{fmt(lo)}, {fmt(hi)}]: the "
+            f"location is the grid level with the largest mean, with a {level_words(fields)} "
+            "confidence set of levels (those no other level beats significantly on Bonferroni "
+            "paired tests over seeds), whose grid cells must all lie inside the window (so the "
+            "interval is never narrower than the grid spacing); and the maximum exceeds both ends "
+            f"of the sweep by more than {fmt(fields.get('min_excess', 0.0))} (Bonferroni paired t "
+            "tests over seeds).")
+
+
+def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
+           path: Path) -> str | None:
+    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
+    from theorybench.leaderboard import figures
+
+    return figures.curve_figure(table, rule, arms, references, path)
+
+
+@rule(PeakSpec, describe=describe, figure=figure)
 def peak(spec: PeakSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Confidence set for the best grid level against the window, and the peak's excess over
     both ends of the sweep."""
