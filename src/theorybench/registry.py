@@ -86,6 +86,8 @@ class MethodFamily:
     name: str
     protocol: type
     description: str
+    check: Callable[[Any], None] | None = None
+    """Behavioural conformance of one method (raises AssertionError), run by the test suite."""
 
     @property
     def source(self) -> Any:
@@ -180,11 +182,15 @@ def experiment(name: str, *, family: str, params: type[BaseModel], columns: Sequ
     return register
 
 
-def method_family(name: str, protocol: type, description: str) -> None:
-    """Declare a family of methods; each of its methods must satisfy ``protocol``."""
+def method_family(name: str, protocol: type, description: str,
+                  check: Callable[[Any], None] | None = None) -> None:
+    """Declare a family of methods; each of its methods must satisfy ``protocol`` (checked on
+    registration) and pass ``check(method)`` (a tiny behavioural test the conformance suite runs
+    on every method of the family, as scikit-learn's ``check_estimator``)."""
     if not getattr(protocol, "_is_protocol", False):
         raise RegistryError(f"method family {name!r}: {protocol!r} is not a typing.Protocol")
-    _add(_ENTRIES.families, "method family", name, MethodFamily(name, protocol, description))
+    _add(_ENTRIES.families, "method family", name,
+         MethodFamily(name, protocol, description, check))
 
 
 def _protocol_members(protocol: type) -> dict[str, Any]:

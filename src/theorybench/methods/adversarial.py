@@ -50,7 +50,39 @@ class ATMethod(Protocol):
                  generators: Sequence[torch.Generator]) -> torch.Tensor: ...
 
 
-method_family(FAMILY, ATMethod, "adversarial-training losses on a seed-batched classifier")
+class _LinearPerSeed(nn.Module):
+    """S linear classifiers on flat inputs, (S, B, D) → (S, B, K): the conformance check's model."""
+
+    def __init__(self, seeds: int, dim: int, classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(seeds, dim, classes,
+                                               generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("sbd,sdk->sbk", x.flatten(2), self.weight)
+
+
+def check_at_method(method_: ATMethod) -> None:
+    """A method returns finite per-example losses (S, B) that backpropagate to the model, leaves
+    the model in train mode and keeps its inputs unchanged."""
+    seeds, batch, dim, classes = 2, 5, 6, 3
+    model = _LinearPerSeed(seeds, dim, classes).train()
+    x = torch.rand(seeds, batch, dim, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(classes, (seeds, batch), generator=torch.Generator().manual_seed(2))
+    x_before = x.clone()
+    threat = ThreatModel(eps=0.1, step_size=0.025, steps=2, fgsm_step_size=0.125,
+                         num_classes=classes)
+    loss = method_(model, x, y, threat, [torch.Generator().manual_seed(s) for s in range(seeds)])
+    assert loss.shape == (seeds, batch), f"losses of shape {tuple(loss.shape)}, not (S, B)"
+    assert torch.isfinite(loss).all(), "non-finite losses"
+    loss.mean().backward()
+    assert model.weight.grad is not None and torch.isfinite(model.weight.grad).all()
+    assert model.training, "the method left the model in eval mode"
+    assert torch.equal(x, x_before), "the method changed its inputs"
+
+
+method_family(FAMILY, ATMethod, "adversarial-training losses on a seed-batched classifier",
+              check_at_method)
 
 TRADES_BETA = 6.0
 """TRADES' weight 1/λ on the KL term (Zhang et al. 2019, CIFAR-10 setting)."""

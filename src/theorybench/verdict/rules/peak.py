@@ -141,7 +141,7 @@ def peak_test(
 
 def describe(fields: dict[str, Any]) -> str:
     """The spec in words."""
-    lo, hi = fields.get("window", (None, None))
+    lo, hi = fields.get("window") or (None, None)
     scale = "log " if fields.get("log_along") else ""
     return (f"the seed-mean {fields.get('metric')}{where_words(fields.get('where') or {})} has "
             f"its maximum along {scale}{fields.get('along')} inside [{fmt(lo)}, {fmt(hi)}]: the "
