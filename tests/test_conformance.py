@@ -1,6 +1,7 @@
 """One contract for every registered entry (as scikit-learn's check_estimator): each experiment
 kind (declared columns, determinism, picklable cells, seeds independent of each other), each
-method against its family's protocol and behavioural check, each rule's description."""
+method against its family's protocol and behavioural check, each rule's description, each
+data set."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from theorybench.registry import (
+    datasets,
     experiment_kinds,
     method_families,
     methods,
@@ -89,3 +91,12 @@ def test_rule_has_words_and_a_figure(name: str) -> None:
     words = rule.describe(fields)
     assert isinstance(words, str) and "m" in words and len(words) > 20
     assert callable(rule.figure)
+
+
+@pytest.mark.parametrize("name", sorted(datasets()))
+def test_data_set_is_described_and_loads_offline(name: str) -> None:
+    entry = datasets()[name]
+    assert entry.description and callable(entry.load)
+    if name == "digits":  # the others read a local torchvision folder (tests/test_dry_run.py)
+        x, y = entry.load()
+        assert len(x) == len(y) == 1797 and float(x.max()) <= 1.0
