@@ -34,7 +34,7 @@ difference beyond the margin: 0.10–0.21 (3 seeds), 0.41–0.65 (6), 0.61–0.7
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from theorybench.verdict.stats import (
     require_seeds,
     side_test,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class CompareSpec(RuleSpec):
@@ -80,6 +83,22 @@ def _arm(rows: pd.DataFrame, spec: CompareSpec, value: Scalar, keys: list[str]) 
         known = sorted(map(str, rows[spec.by].unique()))
         raise RuleError(f"no rows with {spec.by} == {value!r}; values are {known}")
     return arm.groupby(keys)[spec.metric].mean()
+
+
+def figure_compare(request: FigureRequest) -> str | None:
+    """The methods ranking: the metric's mean per value of ``by``, per arm (a figure and a
+    table), the two compared values highlighted."""
+    from theorybench.leaderboard.figures import RANKING_CAPTION, ranking_figure, ranking_tables
+
+    fields = request.rule.fields
+    by = fields.get("by")
+    if not by:
+        return "no figure: the rule names no `by` column"
+    request.caption = RANKING_CAPTION
+    request.rankings = ranking_tables(request, str(by))
+    highlight = {str(fields.get("a")), str(fields.get("b"))}
+    return request.draw(["compare", *request.rows_key("by", "a", "b")],
+                        lambda _path: ranking_figure(request, str(by), highlight))
 
 
 @rule(CompareSpec)

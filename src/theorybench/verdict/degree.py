@@ -39,7 +39,7 @@ measured rate of ``holds`` 0.020 ± 0.002 (exact binomial); power with every see
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,10 @@ from theorybench.verdict.stats import (
 )
 
 ROUND_OFF = 1e-9
+
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class DegreeSpec(RuleSpec):
@@ -132,6 +136,24 @@ def bound_violations(
     out["effect"], out["violations"] = k / n, k
     out["p_holds"], out["p_refuted"] = out["p_below"], out["p_above"]
     return out
+
+
+def figure_degree(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm, with the claimed degree bound in the legend."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    bound = fields.get("max_degree")
+
+    def prediction(ax: Any) -> None:
+        ax.plot([], [], ls="", label=f"claimed: degree ≤ {bound}")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["degree", *request.rows_key("along", "max_degree")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction))
 
 
 @rule(DegreeSpec)

@@ -41,7 +41,7 @@ peak exceeds the right end by exactly ``min_excess``) worst measured rate of ``h
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,9 @@ from theorybench.verdict.stats import (
     per_level_means,
     require_seeds,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class PeakSpec(RuleSpec):
@@ -133,6 +136,27 @@ def peak_test(
         "p_holds": np.maximum(p_loc_holds, p_exc_holds),
         "p_refuted": np.minimum(1.0, 2 * np.minimum(p_loc_refuted, p_exc_refuted)),
     }
+
+
+def figure_peak(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm, with the claimed window of its maximum."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    window = fields.get("window")
+
+    def prediction(ax: Any) -> None:
+        if window:
+            low, high = (float(v) for v in window)
+            ax.axvspan(low, high, color="0.6", alpha=0.18, label="predicted peak window")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["peak", *request.rows_key("along", "window", "log_along")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction,
+                                                    log_x=bool(fields.get("log_along"))))
 
 
 @rule(PeakSpec)

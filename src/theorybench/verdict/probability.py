@@ -30,7 +30,7 @@ seeds × 8 0/1 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): worst measu
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
 from theorybench.verdict.stats import fmt, one_sided_level, proportion_test
 
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
+
 
 class ProbabilitySpec(RuleSpec):
     rule: Literal["probability"]
@@ -48,6 +51,18 @@ class ProbabilitySpec(RuleSpec):
     interval: Literal["clopper-pearson"] = Field(
         "clopper-pearson", description="interval for the binomial proportion (exact)"
     )
+
+
+def figure_probability(request: FigureRequest) -> str | None:
+    """Per arm: the fraction of trials with its interval, and the claimed value."""
+    from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
+
+    rule = request.rule
+    request.caption = VALUES_CAPTION
+    return request.draw(["probability", request.index], lambda _path: values_figure(
+        request, on_axis=lambda _r: True, off_axis_label=lambda _r: "", axis_note=
+        "(fraction of trials)",
+        claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
 @rule(ProbabilitySpec)

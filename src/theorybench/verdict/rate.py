@@ -32,7 +32,7 @@ noise): worst measured rate of ``holds`` at a true log-rate equal to ``value`` 0
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,9 @@ from theorybench.verdict.stats import (
     require_seeds,
     side_test,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class RateSpec(RuleSpec):
@@ -71,6 +74,24 @@ def log_slopes(steps: np.ndarray, logs: np.ndarray) -> np.ndarray:
     """Least-squares slope of ``logs`` (last axis, any leading axes) against ``steps``."""
     centred = steps - steps.mean()
     return (centred * (logs - logs.mean(axis=-1, keepdims=True))).sum(axis=-1) / (centred**2).sum()
+
+
+def figure_rate(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm on a log axis, where geometric decay is straight."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+
+    def prediction(ax: Any) -> None:
+        ax.plot([], [], ls="", label="predicted: geometric decay (straight on a log axis)")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["rate", *request.rows_key("along")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction,
+                                                   log_y=True))
 
 
 @rule(RateSpec)

@@ -34,7 +34,7 @@ above, 1 from it on.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,9 @@ from theorybench.verdict.stats import (
     require_seeds,
     side_test,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class ThresholdSpec(RuleSpec):
@@ -109,6 +112,30 @@ def bound_test(
     out["p_holds"], out["p_refuted"] = out["p_below"], out["p_above"]
     out["violations"] = k
     return out
+
+
+def _threshold_on_axis(result: dict[str, Any]) -> bool:
+    """The estimate is in the metric's units: the mean form without the sign-test fallback (a
+    seeds-form result is the fraction of violating seeds, a fallback the fraction agreeing)."""
+    detail = result.get("detail") or {}
+    return (detail.get("form", "mean") == "mean"
+            and not str(detail.get("interval", "")).startswith("sign test"))
+
+
+def figure_threshold(request: FigureRequest) -> str | None:
+    """Per arm: each seed's value, the mean with its interval when in the metric's units, and
+    the claimed value."""
+    from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
+
+    rule = request.rule
+    on_axis = any(_threshold_on_axis(r) for r in rule.arm_results.values())
+    request.caption = VALUES_CAPTION
+    return request.draw(["threshold", request.index], lambda _path: values_figure(
+        request, on_axis=_threshold_on_axis,
+        off_axis_label=lambda r: ("violating" if (r.get("detail") or {}).get("form") == "seeds"
+                                  else "agreeing"),
+        axis_note="(per seed; ◆ mean with interval)" if on_axis else "(per seed)",
+        claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
 @rule(ThresholdSpec)
