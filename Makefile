@@ -24,7 +24,7 @@ suite: $(STAMP)
 	$(BIN)/python -m pytest -m suite
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks baselines
+	$(BIN)/ruff check src tests benchmarks
 
 validate: $(STAMP)
 	$(BIN)/theorybench validate

@@ -57,13 +57,13 @@ def test_preact_resnet_shape_and_seed_ensemble() -> None:
 
 
 def test_every_method_is_registered_and_returns_per_example_losses() -> None:
-    assert set(METHODS) <= set(methods("adversarial"))
+    assert set(METHODS) <= set(methods("at-method"))
     net = SeedMLP([0, 1], [64, 16, 10])
     x = torch.rand(2, 6, 1, 8, 8, generator=generator(3))
     y = torch.randint(0, 10, (2, 6), generator=generator(4))
     threat = ThreatModel(eps=0.1, step_size=0.025, steps=2, fgsm_step_size=0.125, num_classes=10)
     for name in METHODS:
-        loss = methods("adversarial")[name](net, x, y, threat, [generator(5), generator(6)])
+        loss = methods("at-method")[name](net, x, y, threat, [generator(5), generator(6)])
         assert loss.shape == (2, 6) and torch.isfinite(loss).all(), name
         net.zero_grad()
         loss.mean(1).sum().backward()
@@ -77,7 +77,7 @@ def test_adversarial_losses_exceed_clean_loss() -> None:
     x = torch.rand(1, 64, 1, 8, 8, generator=generator(7))
     y = torch.randint(0, 10, (1, 64), generator=generator(8))
     threat = ThreatModel(eps=0.2, step_size=0.05, steps=5, fgsm_step_size=0.25, num_classes=10)
-    known = methods("adversarial")
+    known = methods("at-method")
     clean = known["standard"](net, x, y, threat, [generator(9)]).mean()
     for name in ("fgsm", "pgd", "beta"):
         assert known[name](net, x, y, threat, [generator(9)]).mean() > clean, name

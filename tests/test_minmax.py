@@ -37,7 +37,7 @@ THRESHOLDS = {"converge_dist": 1e-2, "trap_dist": 0.1, "trap_grad": 0.05,
 
 
 def game(name: str, **params):
-    return get_method("minmax-games", name)(**params)
+    return get_method("game", name)(**params)
 
 
 def flow_eigenvalues(g, point: torch.Tensor) -> np.ndarray:
@@ -110,8 +110,9 @@ def test_almost_bilinear_cycle_radius_matches_averaging():
     g = game("almost-bilinear", eps=0.1, player="max")
     oracle = Oracle(g, 0.0, torch.Generator())
     z0 = torch.tensor([[0.3, 0.0], [2.0, 0.0]], dtype=torch.float64)
-    radius = {name: simulate(get_method("minmax", name)(), oracle, z0, Schedule(step=0.01), 8000,
-                             7000, 64).norm(dim=2).mean(1) for name in ("gda", "ppm")}
+    radius = {name: simulate(get_method("minmax-algorithm", name)(), oracle, z0,
+                             Schedule(step=0.01), 8000, 7000, 64).norm(dim=2).mean(1)
+              for name in ("gda", "ppm")}
     target = 2 / math.sqrt(3)
     assert (radius["gda"] > target).all() and (radius["ppm"] < target).all()
     mean = (radius["gda"] + radius["ppm"]) / 2
@@ -147,14 +148,14 @@ def test_unknown_player_is_an_error():
 # --------------------------------------------------------------------------------- methods
 
 
-@pytest.mark.parametrize("name", sorted(methods("minmax")))
+@pytest.mark.parametrize("name", sorted(methods("minmax-algorithm")))
 def test_every_method_obeys_the_interface(name):
     g = game("almost-bilinear")
     z0 = g.sample_init(8, torch.Generator().manual_seed(0))
     runs = []
     for _ in range(2):
         oracle = Oracle(g, 0.1, torch.Generator().manual_seed(3))
-        m = get_method("minmax", name)()
+        m = get_method("minmax-algorithm", name)()
         z, state = z0, m.init(oracle, z0)
         for k in range(5):
             z = m.step(oracle, z, state, 0.05, k)
@@ -175,7 +176,7 @@ def test_one_step_on_the_bilinear_game_matches_the_closed_form(name, factor):
     gamma = 0.3
     oracle = Oracle(game("bilinear"), 0.0, torch.Generator())
     z = torch.randn(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    m = get_method("minmax", name)()
+    m = get_method("minmax-algorithm", name)()
     out = m.step(oracle, z, m.init(oracle, z), gamma, 0)
     torch.testing.assert_close(out.norm(dim=1), factor(gamma) * z.norm(dim=1))
 
@@ -184,7 +185,7 @@ def test_ppm_solves_the_implicit_step():
     g = game("forsaken", offset=0.45)
     oracle = Oracle(g, 0.0, torch.Generator())
     z = g.sample_init(64, torch.Generator().manual_seed(0))
-    out = get_method("minmax", "ppm")().step(oracle, z, {}, 0.02, 0)
+    out = get_method("minmax-algorithm", "ppm")().step(oracle, z, {}, 0.02, 0)
     assert float((out - z + 0.02 * g.operator(out)).abs().max()) <= 1e-8
 
 
@@ -192,7 +193,7 @@ def test_ogda_and_rfbs_remember_the_previous_iterate():
     oracle = Oracle(game("bilinear"), 0.0, torch.Generator())
     z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
     for name in ("ogda", "rfbs"):
-        m = get_method("minmax", name)()
+        m = get_method("minmax-algorithm", name)()
         state = m.init(oracle, z0)
         z1 = m.step(oracle, z0, state, 0.1, 0)
         torch.testing.assert_close(z1, z0 - 0.1 * oracle(z0))  # first step is a GDA step
@@ -207,7 +208,7 @@ def test_ogda_and_rfbs_remember_the_previous_iterate():
 def test_alternating_gda_uses_the_fresh_x():
     oracle = Oracle(game("bilinear"), 0.0, torch.Generator())
     z = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
-    out = get_method("minmax", "alt-gda")().step(oracle, z, {}, 0.5, 0)
+    out = get_method("minmax-algorithm", "alt-gda")().step(oracle, z, {}, 0.5, 0)
     # x⁺ = x − γy = 0.5, then y⁺ = y + γx⁺ = 1.25
     torch.testing.assert_close(out, torch.tensor([[0.5, 1.25]], dtype=torch.float64))
 
@@ -226,7 +227,7 @@ def test_cegplus_update_matches_the_closed_form_on_a_scaled_identity():
 
     z = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
     gamma = 0.1
-    out = get_method("minmax", "ceg+")().step(Scaled(), z, {}, gamma, 0)
+    out = get_method("minmax-algorithm", "ceg+")().step(Scaled(), z, {}, gamma, 0)
     zbar = (1 - 2 * gamma) * z
     alpha = -0.499 + 1 / (1 - 2 * gamma)
     torch.testing.assert_close(out, z - alpha * gamma * 2.0 * zbar)
@@ -237,7 +238,7 @@ def test_adaptive_cegplus_step_satisfies_the_backtracking_condition():
     oracle = Oracle(g, 0.0, torch.Generator())
     z = g.sample_init(256, torch.Generator().manual_seed(0))
     v = oracle(z)
-    method = get_method("minmax", "ceg+adaptive")()
+    method = get_method("minmax-algorithm", "ceg+adaptive")()
     gamma, zbar, vbar = method.extrapolate(oracle, z, v, None)
     gamma = gamma.squeeze(1)
     torch.testing.assert_close(zbar, z - gamma.unsqueeze(1) * v)
@@ -317,12 +318,12 @@ def test_classifier_simulated_almost_bilinear_cycle():
     trapped on it, radius ≈ 2/√3 ≈ 1.15 (up to the explicit step's O(γ/ε) outward bias)."""
     g = game("almost-bilinear", eps=0.1, player="max")
     z0 = torch.tensor([[0.3, 0.0], [2.0, 0.0]], dtype=torch.float64)
-    tail = simulate(get_method("minmax", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
+    tail = simulate(get_method("minmax-algorithm", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
                     Schedule(step=0.005), 40000, 36000, 256)
     out = classify(tail, g)
     assert out["trapped"].all()
     np.testing.assert_allclose(out["radius"].numpy(), 2 / math.sqrt(3), atol=0.05)
-    early = simulate(get_method("minmax", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
+    early = simulate(get_method("minmax-algorithm", "gda")(), Oracle(g, 0.0, torch.Generator()), z0,
                      Schedule(step=0.005), 4000, 2000, 256)
     assert not classify(early, g)["trapped"].any(), "half-way there, still drifting"
 
@@ -383,7 +384,7 @@ def test_batched_run_equals_per_trajectory_loop():
     g = game("forsaken", offset=0.5)
     z0 = g.sample_init(6, torch.Generator().manual_seed(0))
     sched = Schedule(step=0.01)
-    method = get_method("minmax", "ogda")()
+    method = get_method("minmax-algorithm", "ogda")()
     oracle = Oracle(g, 0.0, torch.Generator())
     batched = simulate(method, oracle, z0, sched, 200, 150, 10)
     single = torch.cat([simulate(method, oracle, z0[i:i + 1], sched, 200, 150, 10)
@@ -428,7 +429,7 @@ def test_fused_kernel_numba_and_numpy_paths_are_identical(name, params, algorith
     """Every game's operator and Jacobian (GDA, PPM) and every method on one game: the numba
     kernel and the numpy fallback agree bit for bit, and both follow the torch loop."""
     g = game(name, **params)
-    method = get_method("minmax", algorithm)()
+    method = get_method("minmax-algorithm", algorithm)()
     z0 = g.sample_init(16, torch.Generator().manual_seed(0))
     sched = Schedule(step=0.02, decay=0.6, offset=50)
     lrs = np.array([sched(k) for k in range(300)])
@@ -447,7 +448,7 @@ def test_segplus_takes_the_decaying_alpha_step_without_correction():
     g = game("polar", a=1.0)
     oracle = Oracle(g, 0.0, torch.Generator())
     z = g.sample_init(8, torch.Generator().manual_seed(0))
-    seg = get_method("minmax", "seg+")()
+    seg = get_method("minmax-algorithm", "seg+")()
     out = seg.step(oracle, z, seg.init(oracle, z), 0.1, 100)
     torch.testing.assert_close(out, z - 0.25 * 0.1 * g.operator(z - 0.1 * g.operator(z)))
 
@@ -455,7 +456,7 @@ def test_segplus_takes_the_decaying_alpha_step_without_correction():
 @pytest.mark.parametrize("algorithm", ["gda", "eg", "ogda", "ppm"])
 def test_noisy_fused_kernel_numba_and_numpy_paths_are_identical(algorithm):
     g = game("almost-bilinear", eps=0.1, player="max")
-    method = get_method("minmax", algorithm)()
+    method = get_method("minmax-algorithm", algorithm)()
     z0 = g.sample_init(12, torch.Generator().manual_seed(0))
     lrs = np.full(1500, 0.02)  # more than one chunk of steps
     keep = tail_indices(1000, 1500, 20)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from theorybench.verdict import RuleError, evaluate, parse_rule
 from theorybench.verdict.base import RuleResult
-from theorybench.verdict.degree import fitted_degree
+from theorybench.verdict.rules.degree import fitted_degree
 
 H = np.linspace(-5.0, 5.0, 41)
 POLYS = {

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from theorybench.verdict import RuleError, evaluate, parse_rule
 from theorybench.verdict.base import RuleResult
-from theorybench.verdict.peak import grid_cells
+from theorybench.verdict.rules.peak import grid_cells
 
 RATIOS = 2.0 ** np.arange(-3, 4)  # 0.125 ... 8
 

@@ -11,9 +11,10 @@ The **key** of a cell is the sha256 of the canonical JSON of
 * the device type the cell runs on (``cpu`` or ``cuda``), resolved where the cell runs,
 * the versions of Python, torch, numpy, pandas, scikit-learn and theorybench,
 * :func:`source_hash` of the kind: the sha256 of its module and of every project module it
-  imports, transitively (``models/``, ``data/``, ``ntk.py``, ``attacks.py``, ``device.py``, ...),
-  plus ``baselines/<family>.py`` when the module looks methods up in the registry. The imports
-  are read from the source (``ast``), so no list is kept by hand.
+  imports, transitively (``models/``, ``data/``, ``ntk.py``, ``attacks.py``, ``device.py``, ...;
+  for a kind of a claim package, its own package's modules too), plus the module of every
+  registered method when the kind looks methods up in the registry (methods may come from other
+  packages). The imports are read from the source (``ast``), so no list is kept by hand.
 
 An **entry** (``<dir>/<key[:2]>/<key>.pkl``) holds the kind's table (before the runner adds
 ``arm``, ``cell`` and the swept values), the wall time of the run that computed it and the
@@ -43,7 +44,8 @@ from typing import Any
 
 import pandas as pd
 
-from theorybench.paths import baselines_dir, project_root
+from theorybench import registry
+from theorybench.paths import project_root
 
 ENV_DIR = "THEORYBENCH_CACHE_DIR"
 # Plumbing whose changes cannot change a cell's numbers.
@@ -65,20 +67,22 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-def _project_imports(path: Path, package: str | None) -> tuple[set[str], bool]:
-    """The ``theorybench.*`` modules ``path`` imports, and whether it uses registry methods."""
+def _project_imports(path: Path, package: str | None,
+                     roots: tuple[str, ...] = ("theorybench",)) -> tuple[set[str], bool]:
+    """The modules of the packages ``roots`` that ``path`` imports, and whether it uses
+    registry methods."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     uses_methods = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("theorybench"))
+            found.update(a.name for a in node.names if a.name.split(".")[0] in roots)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level and package:
                 parts = package.split(".")
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
-            if not base.startswith("theorybench"):
+            if base.split(".")[0] not in roots:
                 continue
             found.add(base)
             for alias in node.names:
@@ -91,11 +95,23 @@ def _project_imports(path: Path, package: str | None) -> tuple[set[str], bool]:
     return found, uses_methods
 
 
+def _method_sources() -> dict[str, Path]:
+    """The source file of every module that registers a method, by module name."""
+    found = {}
+    for family in registry.method_families():
+        for obj in registry.methods(family).values():
+            path = _module_file(obj.__module__)
+            if path is not None:
+                found[obj.__module__] = path
+    return found
+
+
 @cache
-def source_hash(module: str, family: str) -> str:
+def source_hash(module: str) -> str:
     """sha256 over the source files ``module`` depends on (see the module docstring)."""
     files: dict[str, Path] = {}
     todo = [module]
+    roots = tuple({"theorybench", module.split(".")[0]})
     uses_methods = False
     while todo:
         name = todo.pop()
@@ -106,13 +122,12 @@ def source_hash(module: str, family: str) -> str:
             continue
         files[name] = path
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        imports, methods = _project_imports(path, package)
+        imports, methods = _project_imports(path, package, roots)
         uses_methods |= methods
         todo.extend(imports - files.keys())
     if uses_methods:
-        plugin = baselines_dir() / f"{family}.py"
-        if plugin.is_file():
-            files[f"baselines/{family}"] = plugin
+        for name, path in _method_sources().items():
+            files.setdefault(name, path)
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
@@ -142,7 +157,7 @@ def cell_key(kind: str, params: dict[str, Any], seeds: tuple[int, ...],
     payload = {
         "kind": kind, "params": resolved, "seeds": list(seeds),
         "device": device_type, "versions": library_versions(),
-        "source": source_hash(exp.fn.__module__, exp.family),
+        "source": source_hash(exp.fn.__module__),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

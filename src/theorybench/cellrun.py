@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from theorybench import registry
 from theorybench.cache import CellCache, Entry, cell_key, shape_key
 from theorybench.device import device_name, resolve_device, seed_everything
 from theorybench.registry import get_experiment
@@ -28,6 +29,7 @@ class CellOptions:
     concurrent: int = 1  # cells of this run running side by side
     threads: int | None = None  # --threads (explicit: wins over the policy)
     modules: tuple[str, ...] = ()  # modules registering the kinds (imported on the worker)
+    include: tuple[str, ...] = ()  # plug-in folders (--include), imported on the worker
 
 
 class CellLike(Protocol):
@@ -50,10 +52,12 @@ class Ran:
 
 
 def kind_modules(kinds: set[str]) -> tuple[str, ...]:
-    """Modules outside ``theorybench.experiments`` that register ``kinds`` (plug-ins, tests):
-    a worker imports them before looking a kind up."""
+    """Importable modules outside ``theorybench.experiments`` that register ``kinds`` (tests,
+    plug-ins): a worker imports them before looking a kind up. Kinds of ``--include`` folders
+    reach the worker through :attr:`CellOptions.include` instead."""
     names = {get_experiment(k).fn.__module__ for k in kinds}
-    return tuple(sorted(n for n in names if not n.startswith("theorybench.experiments")))
+    return tuple(sorted(n for n in names if not n.startswith(("theorybench.experiments",
+                                                              registry.INCLUDE_PREFIX))))
 
 
 def guard_seed(cell: CellLike) -> int:
@@ -63,6 +67,7 @@ def guard_seed(cell: CellLike) -> int:
 def execute(cell: CellLike, options: CellOptions) -> Ran:
     """Run ``cell`` (or take it from the cache); raises on any failure of the kind."""
     start = perf_counter()
+    registry.include(options.include)
     for module in options.modules:
         importlib.import_module(module)
     kind = get_experiment(cell.kind)

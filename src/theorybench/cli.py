@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from theorybench import cost
+from theorybench import cost, registry
 from theorybench.cache import CellCache
 from theorybench.cache import default_dir as default_cache_dir
 from theorybench.device import DEVICE_CHOICES, resolve_device
@@ -37,6 +38,7 @@ from theorybench.spec import (
     load_suite,
     load_task,
     resolve,
+    suite_includes,
     suite_tasks,
     task_id_of,
     task_paths,
@@ -99,6 +101,18 @@ def _task_path(name: str) -> Path:
     raise _fail(f"no task or suite named {short(name)} (see `theorybench list`)")
 
 
+INCLUDE_HELP = ("a folder of plug-ins (experiment kinds, methods, rules) to import first; "
+                "repeatable")
+
+
+def _include(folders: Iterable[Path] | None) -> None:
+    """Import plug-in folders (``--include``, a suite's ``include:``); a bad one fails cleanly."""
+    try:
+        registry.include(folders or [])
+    except Exception as exc:  # noqa: BLE001  (an include's own import error, reported by name)
+        raise _fail(f"--include: {type(exc).__name__}: {exc}") from None
+
+
 def _target(name: str, profile: str | None) -> Target:
     path = Path(name)
     suite_path = (path if _is_file(path) and path.parent.name == "suites" else
@@ -106,6 +120,7 @@ def _target(name: str, profile: str | None) -> Target:
     if suite_path is None:
         return Target([_task_path(name)], profile or "smoke", None)
     suite = load_suite(suite_path)
+    _include(suite_includes(suite, suite_path))
     return Target(suite_tasks(suite, suite_path), profile or suite.profile, suite.id)
 
 
@@ -176,6 +191,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="run every cell once at tiny sizes "
                                  f"({DRY_RUN_SEEDS} seeds, one step, CPU-sized) to exercise "
                                  "code paths; no record, no cache, verdicts meaningless"),
+    include: list[Path] = typer.Option(None, "--include", help=INCLUDE_HELP),
 ) -> None:
     """Run a suite or a task, print the verdict table, write one record per task and rebuild
     the leaderboard (results/site/) when the records went to results/runs/."""
@@ -194,6 +210,7 @@ def run(
             raise _fail(f"--device {device}: {exc}") from None
     if seeds is not None and seeds > MAX_SEEDS:
         raise _fail(f"--seeds must be at most {MAX_SEEDS}, got {seeds}")
+    _include(include)
     try:
         target = _target(name, profile)
     except SpecError as exc:
@@ -303,18 +320,22 @@ def validate(
                               "name (default results/runs)"),
     allow_expensive: bool = typer.Option(False, "--allow-expensive",
                                          help="do not check costs against the budgets"),
+    include: list[Path] = typer.Option(None, "--include", help=INCLUDE_HELP),
 ):
     """Check task and suite specs, and that every published verdict names the record that
     measured it; one line per problem, each naming the file and the field."""
     from theorybench.status import published_problems, records_by_id
 
+    _include(include)
     files = paths or [*task_paths(), *sorted((tasks_dir().parent / "suites").glob("*.yaml"))]
     problems = 0
     records: dict | None = None
     for path in files:
         try:
             if path.parent.name == "suites":
-                suite_tasks(load_suite(path), path)
+                suite = load_suite(path)
+                _include(suite_includes(suite, path))
+                suite_tasks(suite, path)
             else:
                 task = load_task(path, allow_expensive=allow_expensive)
                 if task.spec.expected_verdict:
@@ -361,8 +382,10 @@ def list_(results_dir: Path = typer.Option(None, help="records folder (default r
 
 
 @app.command("show")
-def show(task_id: str = typer.Argument(..., help="a task id or spec file")):
+def show(task_id: str = typer.Argument(..., help="a task id or spec file"),
+         include: list[Path] = typer.Option(None, "--include", help=INCLUDE_HELP)):
     """A task's claim, source, experiment, rules, controls and profiles."""
+    _include(include)
     try:
         task = load_task(_task_path(task_id), allow_expensive=True)
     except SpecError as exc:
@@ -481,11 +504,13 @@ def replicate(
     jobs: int = typer.Option(1, min=1, help="worker processes for cells"),
     results_dir: Path = typer.Option(None, help="where records go (default results/runs)"),
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
+    include: list[Path] = typer.Option(None, "--include", help=INCLUDE_HELP),
 ) -> None:
     """Run each task on fresh seed blocks (seeds 10000 + 1000 b onwards) and report, per claim
     and per control, whether the published verdict replicates. Exit 1 when one does not."""
     from theorybench.replication import known_records, replicate_task
 
+    _include(include)
     if profile is not None and profile not in PROFILES:
         raise _fail(f"--profile must be one of {PROFILES}, got {profile!r}")
     try:

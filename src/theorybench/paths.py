@@ -1,4 +1,4 @@
-"""Where the project's folders are: tasks/, suites/, baselines/, results/.
+"""Where the project's folders are: tasks/, suites/, results/.
 
 The root is ``$THEORYBENCH_ROOT`` when set, else the nearest folder at or above the working
 directory holding both ``tasks/`` and ``suites/``, else the checkout this package lives in.
@@ -27,10 +27,6 @@ def tasks_dir() -> Path:
 
 def suites_dir() -> Path:
     return project_root() / "suites"
-
-
-def baselines_dir() -> Path:
-    return project_root() / "baselines"
 
 
 def runs_dir() -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from theorybench import cellrun, divergence
+from theorybench import cellrun, divergence, registry
 from theorybench.device import resolve_device
 from theorybench.executors import Executor, LocalExecutor
 from theorybench.registry import get_experiment
@@ -209,7 +209,8 @@ def run_task(
                    data_root or os.environ.get("THEORYBENCH_DATA_ROOT"), dry_run)
     options = cellrun.CellOptions(str(cache_dir) if cache_dir else None,
                                   getattr(executor, "concurrent", 1), threads,
-                                  cellrun.kind_modules({arm.kind for arm in arms}))
+                                  cellrun.kind_modules({arm.kind for arm in arms}),
+                                  registry.included())
     if on_plan:
         on_plan(cells, cellrun.past_walls(cells, options))
     timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)

@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from theorybench import cost
 from theorybench import spec_checks as checks
 from theorybench.paths import suites_dir, tasks_dir
-from theorybench.registry import Verdict, get_experiment
+from theorybench.registry import get_experiment
 from theorybench.status import control_problems, rule_ids, spec_hash
-from theorybench.verdict import RuleSpec, parse_rule
+from theorybench.verdict import RuleSpec, Verdict, parse_rule
 from theorybench.yaml_safe import YAMLInputError, decode, parse, read_bytes, short
 
 Profile = Literal["smoke", "standard", "paper"]
@@ -224,6 +224,13 @@ class SuiteSpec(_Strict):
     title: str = ""
     profile: Profile
     tasks: list[str] = Field(min_length=1, description="task ids or glob patterns over ids")
+    include: list[str] = Field(default_factory=list, description="plug-in folders the suite's "
+                               "tasks need, relative to the suite file (as `--include`)")
+
+
+def suite_includes(suite: SuiteSpec, path: Path | str) -> list[Path]:
+    """The plug-in folders a suite names, resolved against the suite file's folder."""
+    return [(Path(path).parent / folder).resolve() for folder in suite.include]
 
 
 @dataclass(frozen=True)

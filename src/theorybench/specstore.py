@@ -18,13 +18,11 @@ fills them from the current specs for records written before they existed.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from theorybench.numbers import jsonable
@@ -41,23 +39,16 @@ SHA_PATTERN = r"[0-9a-f]{64}"
 # -- rules in words ------------------------------------------------------------------------------
 
 def rule_entry(name: Any) -> Any | None:
-    """The registered rule ``name`` (its ``describe`` and ``figure``), or ``None``."""
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        return None
-    from theorybench import registry
+    """The registered rule ``name`` (:class:`theorybench.registry.Rule`: its ``describe`` and
+    ``figure``), or ``None`` for a name no rule has."""
+    from theorybench.registry import UnknownEntryError, get_rule
 
-    get_rule = getattr(registry, "get_rule", None)
-    if get_rule is not None:
-        try:
-            return get_rule(name)
-        except (KeyError, LookupError):
-            return None
-    try:  # a registry without rule entries: the rule's module holds them
-        module = importlib.import_module(f"theorybench.verdict.{name}")
-    except ImportError:
+    if not isinstance(name, str):
         return None
-    return SimpleNamespace(describe=getattr(module, f"describe_{name}", None),
-                           figure=getattr(module, f"figure_{name}", None))
+    try:
+        return get_rule(name)
+    except UnknownEntryError:
+        return None
 
 
 def words(fields: dict[str, Any]) -> str | None:

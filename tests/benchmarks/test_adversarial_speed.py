@@ -25,7 +25,7 @@ PASSES = {"pgd": THREAT.steps + 1, "beta": 9 * THREAT.steps + 1}
 
 
 def _epoch(method_name: str, seeds: tuple[int, ...]) -> None:
-    method = get_method("adversarial", method_name)
+    method = get_method("at-method", method_name)
     x, y = load_digits_tensors()
     net = SeedMLP(seeds, [64, 256, 256, 10])
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)

@@ -22,9 +22,9 @@ RATES: dict[tuple[str, str], float] = {}
 
 
 def _runner(kind: str, algorithm: str):
-    game = get_method("minmax-games", "almost-bilinear")()
+    game = get_method("game", "almost-bilinear")()
     oracle = Oracle(game, 0.0, torch.Generator().manual_seed(0))
-    method = get_method("minmax", algorithm)()
+    method = get_method("minmax-algorithm", algorithm)()
     schedule = Schedule(step=0.01)
     n = LOOPED if kind == "loop" else BATCH
     z0 = game.sample_init(n, torch.Generator().manual_seed(0))

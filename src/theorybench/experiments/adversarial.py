@@ -15,8 +15,9 @@ Claims:
    ICLR 2023): for f(x) = max_{δ∈[−1,1]} xδ = |x|, at x = 0 the direction −∇ₓΦ(0, δ*) for a
    maximizer δ* ≠ 0 increases f.
 
-Kind ``adversarial_training`` trains, for each method in ``methods`` (plug-ins of
-``baselines/adversarial.py``), S seed-batched networks on ``min_θ mean_i L_method(θ; x_i, y_i)``
+Kind ``adversarial_training`` trains, for each method in ``methods`` (family ``at-method``,
+e.g. ``theorybench.methods.adversarial``), S seed-batched networks on
+``min_θ mean_i L_method(θ; x_i, y_i)``
 and evaluates every ``eval_every`` epochs (and at the last epoch), on a training subset, a
 validation split and a test split:
 
@@ -64,6 +65,7 @@ from theorybench import attacks
 from theorybench.attacks import ThreatModel
 from theorybench.data.digits import load_digits_tensors
 from theorybench.device import generator
+from theorybench.methods.adversarial import FAMILY as AT_METHODS
 from theorybench.models.resnet import PreActResNet18, SeedEnsemble
 from theorybench.models.small_nets import SeedCNN, SeedMLP
 from theorybench.registry import experiment, get_method, methods
@@ -83,7 +85,7 @@ class AdversarialTrainingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     methods: list[str] = Field(["pgd"], min_length=1,
-                               description="training methods of baselines/adversarial.py")
+                               description="adversarial-training methods (family at-method)")
     dataset: Literal["digits", "cifar10"] = Field("digits", description="digits: 8×8, in [0, 1]")
     data_root: str | None = Field(None, description="torchvision folder holding cifar10")
     n_train: int | None = Field(600, ge=1, description="training examples (None: all left)")
@@ -118,7 +120,7 @@ class AdversarialTrainingParams(BaseModel):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, value: list[str]) -> list[str]:
-        known = methods("adversarial")
+        known = methods(AT_METHODS)
         unknown = [m for m in value if m not in known]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; known: {sorted(known)}")
@@ -246,7 +248,7 @@ def _train_method(
     name: str, p: AdversarialTrainingParams, seeds: Sequence[int], data: _Data,
     device: torch.device,
 ) -> list[dict[str, float | int | str]]:
-    method = get_method("adversarial", name)
+    method = get_method(AT_METHODS, name)
     model = _model(p, seeds, data).to(device)
     params = list(model.parameters())
     if p.optimizer == "sgd":

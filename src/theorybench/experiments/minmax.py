@@ -17,7 +17,8 @@ Claims:
 
 Measured quantity (kind ``minmax_dynamics``): ``trajectories`` initial points per seed, drawn
 from the game's initial region (or ``init_box``), run together (the fused numba/numpy kernel of
-``baselines/minmax.py`` for GDA, EG, EG+, OGDA and PPM, else one batched tensor) for ``steps``
+``theorybench.methods.minmax`` for GDA, EG, EG+, OGDA and PPM, else one batched tensor) for
+``steps``
 iterations of the method with the step schedule γ_k = step · (1 + k/offset)^(−decay). The tail is
 the last ``tail`` fraction of the ODE time t_k = Σ_{j<k} γ_j (the last ``tail`` of the iterates for
 a constant step), sampled at ``tail_samples`` evenly spaced iterates ending at the last one. Each
@@ -51,7 +52,7 @@ over ``algorithm`` gives the ranking per game:
 the fraction reaching a solution and the fraction trapped. The runner adds swept parameters
 (``algorithm``, ``noise``, ...) as columns, so the kind never returns a column named after one.
 
-Games and methods live in ``baselines/minmax.py`` (families ``minmax-games`` and ``minmax``).
+Games and methods live in ``theorybench.methods.minmax`` (families ``minmax-games`` and ``minmax``).
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from theorybench.device import generator
+from theorybench.methods.minmax import ALGORITHMS, GAMES, Oracle
 from theorybench.registry import experiment, get_method, methods
 
 Tensor = torch.Tensor
-METHODS, GAMES = "minmax", "minmax-games"
 NOISE_STREAM = 2**40
 """Seed s draws its oracle noise from generator(s + NOISE_STREAM), its initial points from
 generator(s)."""
@@ -99,10 +100,10 @@ class Schedule(BaseModel):
 class MinMaxParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    game: str = Field("almost-bilinear", description="a game registered in baselines/minmax.py")
+    game: str = Field("almost-bilinear", description="a registered game (family `game`)")
     game_params: dict[str, float | str] = Field(
         default_factory=dict, description="the game's parameters (e.g. eps, player, offset, a)")
-    algorithm: str = Field("gda", description="a method registered in baselines/minmax.py")
+    algorithm: str = Field("gda", description="a registered min-max algorithm")
     schedule: Schedule = Field(default_factory=Schedule)
     noise: float = Field(0.0, ge=0, description="σ of the additive Gaussian oracle noise")
     trajectories: int = Field(256, ge=1, description="initial points per seed")
@@ -129,8 +130,8 @@ class MinMaxParams(BaseModel):
     @field_validator("algorithm")
     @classmethod
     def _known_algorithm(cls, name: str) -> str:
-        if name not in methods(METHODS):
-            raise ValueError(f"unknown algorithm {name!r}; known: {sorted(methods(METHODS))}")
+        if name not in methods(ALGORITHMS):
+            raise ValueError(f"unknown algorithm {name!r}; known: {sorted(methods(ALGORITHMS))}")
         return name
 
     @model_validator(mode="after")
@@ -140,42 +141,6 @@ class MinMaxParams(BaseModel):
         except TypeError as exc:
             raise ValueError(f"game {self.game!r}: {exc}") from None
         return self
-
-
-class Oracle:
-    """Ṽ(z, ξ) = V(z) + σξ, ξ ~ N(0, I) (exact when σ = 0): the stochastic oracle every method of
-    ``baselines/minmax.py`` queries. ``generator`` is one generator for the whole batch, or one per
-    block of rows (a seed's trajectories): row block b draws its noise from ``generator[b]``
-    alone, so blocks (seeds) are independent of each other."""
-
-    def __init__(self, game: Any, noise: float,
-                 generator: torch.Generator | Sequence[torch.Generator]) -> None:
-        self.game, self.noise = game, float(noise)
-        self.generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
-
-    @property
-    def n_x(self) -> int:
-        return self.game.n_x
-
-    def draw(self, like: Tensor) -> Tensor | None:
-        """A noise sample shaped like ``like`` (None when σ = 0)."""
-        if self.noise == 0.0:
-            return None
-        rows, rest = like.shape[0], tuple(like.shape[1:])
-        if rows % len(self.generators):
-            raise ValueError(f"{rows} rows do not split into {len(self.generators)} blocks")
-        block = rows // len(self.generators)
-        return torch.cat([torch.randn((block, *rest), generator=g, dtype=like.dtype)
-                          for g in self.generators])
-
-    def __call__(self, z: Tensor, xi: Tensor | None = None) -> Tensor:
-        v = self.game.operator(z)
-        if self.noise == 0.0:
-            return v
-        return v + self.noise * (self.draw(z) if xi is None else xi)
-
-    def jacobian(self, z: Tensor) -> Tensor:
-        return self.game.jacobian(z)
 
 
 def tail_start(schedule: Schedule, steps: int, tail: float) -> int:
@@ -205,8 +170,8 @@ def simulate(method: Any, oracle: Any, z0: Tensor, schedule: Schedule, steps: in
 
 def run_tail(game: Any, method: Any, oracle: Oracle, z0: Tensor, schedule: Schedule, steps: int,
              start: int, samples: int) -> Tensor:
-    """:func:`simulate`, through the fused kernel of ``baselines/minmax.py`` when the game and
-    method have one (the same iterates to rounding with an exact oracle, tested; with noise the
+    """:func:`simulate`, through the fused kernel of ``theorybench.methods.minmax`` when the game
+    and method have one (the same iterates to rounding with an exact oracle, tested; with noise the
     kernel draws each seed's ξ from that seed's generator in its own order)."""
     if game.fused() is not None and method.fused is not None:
         lrs = np.array([schedule(k) for k in range(steps)])
@@ -289,7 +254,7 @@ def minmax_dynamics(p: MinMaxParams, seeds: Sequence[int], device: torch.device)
     ``game`` (all seeds' trajectories in one batch, on the CPU in float64; ``device`` is not
     used: a few thousand numbers per operation gain nothing from an accelerator)."""
     game = get_method(GAMES, p.game)(**p.game_params)
-    algorithm = get_method(METHODS, p.algorithm)()
+    algorithm = get_method(ALGORITHMS, p.algorithm)()
     z0 = torch.cat([initial_points(game, p, s) for s in seeds])
     oracle = Oracle(game, p.noise, [generator(s + NOISE_STREAM) for s in seeds])
     start = tail_start(p.schedule, p.steps, p.tail)

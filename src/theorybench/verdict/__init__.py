@@ -17,39 +17,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from theorybench.registry import Verdict, rules
-from theorybench.verdict import (  # noqa: F401  (registers the rules)
-    compare,
-    degree,
-    peak,
-    probability,
-    rate,
-    threshold,
-    trend,
-)
-from theorybench.verdict.base import RuleError, RuleResult, RuleSpec
+from theorybench.registry import get_rule, rules
+from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, Verdict
 from theorybench.verdict.stats import holm
 
-__all__ = ["RuleError", "RuleResult", "RuleSpec", "combine", "evaluate", "parse_rule"]
+__all__ = ["RuleError", "RuleResult", "RuleSpec", "Verdict", "combine", "evaluate", "parse_rule"]
 
 
 def parse_rule(raw: dict[str, Any]) -> RuleSpec:
     """Validate one rule mapping from a spec against its registered model."""
     name = raw.get("rule")
-    known = rules()
-    if name not in known:
-        raise KeyError(f"unknown rule {name!r}; known: {sorted(known)}")
-    model, _ = known[name]
-    return model.model_validate(raw)
+    if not isinstance(name, str):
+        raise KeyError(f"unknown rule {name!r}; known: {sorted(rules())}")
+    return get_rule(name).spec.model_validate(raw)
 
 
 def evaluate(specs: Sequence[RuleSpec], table: pd.DataFrame, seed: int = 0) -> list[RuleResult]:
     """Apply each rule to ``table``; resampling draws come from a generator seeded by ``seed``."""
-    known = rules()
     results = []
     for i, spec in enumerate(specs):
-        _, fn = known[spec.rule]  # type: ignore[attr-defined]
-        result = fn(spec, table, np.random.default_rng([seed, i]))
+        entry = get_rule(spec.rule)  # type: ignore[attr-defined]
+        result = entry.evaluate(spec, table, np.random.default_rng([seed, i]))
         result.id = spec.id
         results.append(result)
     return results

@@ -29,6 +29,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 Decision = Literal["holds", "refuted", "inconclusive"]
+Verdict = Literal["holds", "refuted", "inconclusive", "error"]
 Scalar = str | int | float | bool
 
 

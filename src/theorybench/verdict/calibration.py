@@ -62,12 +62,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from theorybench.verdict import evaluate, parse_rule
-from theorybench.verdict.degree import bound_violations, fitted_degrees
-from theorybench.verdict.peak import peak_test
-from theorybench.verdict.rate import log_slopes
+from theorybench.verdict.rules.degree import bound_violations, fitted_degrees
+from theorybench.verdict.rules.peak import peak_test
+from theorybench.verdict.rules.rate import log_slopes
+from theorybench.verdict.rules.threshold import bound_test
+from theorybench.verdict.rules.trend import trend_test
 from theorybench.verdict.stats import kendall_tau, one_sided_level, proportion_test, side_test
-from theorybench.verdict.threshold import bound_test
-from theorybench.verdict.trend import trend_test
 
 CONFIDENCE = 0.95
 SEEDS = (3, 4, 6, 8, 16)

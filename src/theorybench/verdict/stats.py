@@ -107,6 +107,22 @@ def per_level_means(rows: pd.DataFrame, metric: str, along: str) -> pd.DataFrame
     return matrix.sort_index(axis=0).sort_index(axis=1)
 
 
+def where_words(where: dict[str, Any]) -> str:
+    """A rule's row filter in words (empty when it keeps every row)."""
+    if not where:
+        return ""
+    return " (rows where " + ", ".join(f"{k} = {v}" for k, v in where.items()) + ")"
+
+
+def level_words(fields: dict[str, Any]) -> str:
+    """A rule's interval level in words, e.g. ``95%``."""
+    return f"{100 * float(fields.get('confidence', 0.95)):g}%"
+
+
+SIGN_TEST_FALLBACK = ("; when every seed gives the same value, the sign test on how many seeds "
+                      "lie on the claimed side stands in (it needs at least 6 seeds).")
+
+
 def one_sided_level(confidence: float) -> float:
     """The one-sided level ``(1 − confidence) / 2`` every decision is taken at."""
     return (1.0 - confidence) / 2.0

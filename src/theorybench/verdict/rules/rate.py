@@ -41,12 +41,15 @@ from pydantic import Field
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     require_seeds,
     side_test,
+    where_words,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +79,23 @@ def log_slopes(steps: np.ndarray, logs: np.ndarray) -> np.ndarray:
     return (centred * (logs - logs.mean(axis=-1, keepdims=True))).sum(axis=-1) / (centred**2).sum()
 
 
-def figure_rate(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    along = fields.get("along", "step")
+    window = ""
+    if fields.get("from_step") is not None or fields.get("to_step") is not None:
+        window = f" for {along} in [{fmt(fields.get('from_step'))}, {fmt(fields.get('to_step'))}]"
+    slope = f"the least-squares slope of ln {fields.get('metric')} per {along}"
+    if fields.get("predicted_column"):
+        slope += f" minus the predicted log-rate {fields.get('predicted_column')}"
+    return (f"{fields.get('metric')} converges geometrically"
+            f"{where_words(fields.get('where') or {})}{window}: {slope}, averaged over seeds, is "
+            f"{fields.get('op', '<')} {fmt(fields.get('value', 0.0))} ({level_words(fields)} "
+            "Student-t interval)" + SIGN_TEST_FALLBACK)
+
+
+def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm on a log axis, where geometric decay is straight."""
     from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
@@ -94,7 +113,7 @@ def figure_rate(request: FigureRequest) -> str | None:
                                                    log_y=True))
 
 
-@rule(RateSpec)
+@rule(RateSpec, describe=describe, figure=figure)
 def rate(spec: RateSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean per-seed slope of ln(metric) per step (minus the predicted one), t test."""
     extra = [spec.predicted_column] if spec.predicted_column else []

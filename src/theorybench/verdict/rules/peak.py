@@ -52,10 +52,12 @@ from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, 
 from theorybench.verdict.stats import (
     fmt,
     jsonable,
+    level_words,
     mean_test,
     one_sided_level,
     per_level_means,
     require_seeds,
+    where_words,
 )
 
 if TYPE_CHECKING:
@@ -138,7 +140,22 @@ def peak_test(
     }
 
 
-def figure_peak(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    lo, hi = fields.get("window", (None, None))
+    scale = "log " if fields.get("log_along") else ""
+    return (f"the seed-mean {fields.get('metric')}{where_words(fields.get('where') or {})} has "
+            f"its maximum along {scale}{fields.get('along')} inside [{fmt(lo)}, {fmt(hi)}]: the "
+            f"location is the grid level with the largest mean, with a {level_words(fields)} "
+            "confidence set of levels (those no other level beats significantly on Bonferroni "
+            "paired tests over seeds), whose grid cells must all lie inside the window (so the "
+            "interval is never narrower than the grid spacing); and the maximum exceeds both ends "
+            f"of the sweep by more than {fmt(fields.get('min_excess', 0.0))} (Bonferroni paired t "
+            "tests over seeds).")
+
+
+def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed window of its maximum."""
     from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
@@ -159,7 +176,7 @@ def figure_peak(request: FigureRequest) -> str | None:
                                                     log_x=bool(fields.get("log_along"))))
 
 
-@rule(PeakSpec)
+@rule(PeakSpec, describe=describe, figure=figure)
 def peak(spec: PeakSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Confidence set for the best grid level against the window, and the peak's excess over
     both ends of the sweep."""

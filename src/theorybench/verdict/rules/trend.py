@@ -55,10 +55,12 @@ from theorybench.verdict.stats import (
     fmt,
     jsonable,
     kendall_tau,
+    level_words,
     one_sided_level,
     per_level_means,
     require_seeds,
     sign_test,
+    where_words,
 )
 
 if TYPE_CHECKING:
@@ -114,7 +116,26 @@ def trend_test(
     return out
 
 
-def figure_trend(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    metric, along, where = fields.get("metric"), fields.get("along"), where_words(
+        fields.get("where") or {})
+    text = (f"{metric} is {fields.get('direction')} in {along}{where}: for most seeds, "
+            f"Kendall's τ between {along} and the seed's {metric} (signed so that positive is "
+            f"the claimed direction) exceeds {fmt(fields.get('min_effect', 0.0))}. The effect "
+            f"is the fraction of seeds whose τ exceeds it; the rule holds when the "
+            f"{level_words(fields)} Clopper–Pearson interval of that fraction lies above ½ (a sign "
+            "test on the median τ, which needs at least 6 seeds, all of them agreeing at 6 or 8), "
+            "and is refuted when it lies below ½")
+    if fields.get("monotone"):
+        text += (f", and every step from one level of {along} to the next goes the claimed "
+                 "way on significantly many seeds (a sign test per step; one step going "
+                 "significantly the wrong way refutes)")
+    return text + "."
+
+
+def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed direction (an arrow, top right)."""
     from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
@@ -137,7 +158,7 @@ def figure_trend(request: FigureRequest) -> str | None:
                         lambda _path: curve_figure(request, str(along), prediction=prediction))
 
 
-@rule(TrendSpec)
+@rule(TrendSpec, describe=describe, figure=figure)
 def trend(spec: TrendSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Sign test on the per-seed Kendall tau (and, with ``monotone``, on every step)."""
     rows = select(table, spec, "seed", spec.along)

@@ -9,8 +9,8 @@ minibatch per seed, ``threat`` a :class:`theorybench.attacks.ThreatModel` (ε, s
 number of classes, input bounds) and ``generators`` one ``torch.Generator`` per seed for the
 attack's random starts. The experiment averages the losses over B, sums over seeds and takes an
 optimizer step; a method never steps the optimizer itself and leaves the model in train mode.
-Register a method with ``@method("adversarial", "<name>")``; adding a method is adding one
-function.
+This is the ``at-method`` family (protocol :class:`ATMethod`); register a method with
+``@method("at-method", "<name>")``: adding a method is adding one function.
 
 Methods (inner maximization → outer loss):
 
@@ -30,6 +30,7 @@ Methods (inner maximization → outer loss):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -37,13 +38,25 @@ from torch import nn
 
 from theorybench import attacks
 from theorybench.attacks import ThreatModel
-from theorybench.registry import method
+from theorybench.registry import method, method_family
+
+FAMILY = "at-method"
+
+
+class ATMethod(Protocol):
+    """An adversarial-training loss: per-example training losses, shape (S, B)."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                 generators: Sequence[torch.Generator]) -> torch.Tensor: ...
+
+
+method_family(FAMILY, ATMethod, "adversarial-training losses on a seed-batched classifier")
 
 TRADES_BETA = 6.0
 """TRADES' weight 1/λ on the KL term (Zhang et al. 2019, CIFAR-10 setting)."""
 
 
-@method("adversarial", "standard")
+@method(FAMILY, "standard")
 def standard(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
     generators: Sequence[torch.Generator],
@@ -51,7 +64,7 @@ def standard(
     return attacks.cross_entropy(model(x), y)
 
 
-@method("adversarial", "fgsm")
+@method(FAMILY, "fgsm")
 def fgsm(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
     generators: Sequence[torch.Generator],
@@ -61,7 +74,7 @@ def fgsm(
     return attacks.cross_entropy(model(x_adv), y)
 
 
-@method("adversarial", "pgd")
+@method(FAMILY, "pgd")
 def pgd(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
     generators: Sequence[torch.Generator],
@@ -76,7 +89,7 @@ def _kl(logits_adv: torch.Tensor, p_clean: torch.Tensor) -> torch.Tensor:
     return F.kl_div(F.log_softmax(logits_adv, -1), p_clean, reduction="none").sum(-1)
 
 
-@method("adversarial", "trades")
+@method(FAMILY, "trades")
 def trades(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
     generators: Sequence[torch.Generator],
@@ -95,7 +108,7 @@ def trades(
     return attacks.cross_entropy(logits, y) + TRADES_BETA * kl
 
 
-@method("adversarial", "beta")
+@method(FAMILY, "beta")
 def beta(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
     generators: Sequence[torch.Generator],

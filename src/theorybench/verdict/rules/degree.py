@@ -50,10 +50,12 @@ from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, 
 from theorybench.verdict.stats import (
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     proportion_test,
     require_seeds,
+    where_words,
 )
 
 ROUND_OFF = 1e-9
@@ -138,7 +140,21 @@ def bound_violations(
     return out
 
 
-def figure_degree(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    group = f", separately for each {fields.get('group')}" if fields.get("group") else ""
+    bound = fields.get("max_degree")
+    return (f"{fields.get('metric')} is a polynomial of degree at most {bound} in "
+            f"{fields.get('along')}{where_words(fields.get('where') or {})}{group} on all but a "
+            f"fraction {fmt(fields.get('violation_tolerance'))} of seeds: a seed violates the "
+            "bound when its fitted degree (the smallest whose residual RMS is at most "
+            f"{fmt(fields.get('tolerance', 0.01))} of the centred RMS) exceeds {bound}; the "
+            f"{level_words(fields)} Clopper–Pearson interval of the violating fraction must lie "
+            "below the tolerance (holds) or above it (refuted).")
+
+
+def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed degree bound in the legend."""
     from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
@@ -156,7 +172,7 @@ def figure_degree(request: FigureRequest) -> str | None:
                         lambda _path: curve_figure(request, str(along), prediction=prediction))
 
 
-@rule(DegreeSpec)
+@rule(DegreeSpec, describe=describe, figure=figure)
 def degree(spec: DegreeSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Fraction of seeds whose smallest exact polynomial degree exceeds the bound, exact test."""
     extra = [spec.group] if spec.group else []

@@ -43,14 +43,17 @@ from pydantic import Field, model_validator
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleResult, RuleSpec, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     clip,
     fmt,
     jsonable,
+    level_words,
     numeric_column,
     one_sided_level,
     proportion_test,
     require_seeds,
     side_test,
+    where_words,
 )
 
 if TYPE_CHECKING:
@@ -114,6 +117,25 @@ def bound_test(
     return out
 
 
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    metric, where, level = fields.get("metric"), where_words(fields.get("where") or {}), \
+        level_words(fields)
+    reduce = fields.get("per_seed", "mean")
+    if reduce == "last":
+        reduce = f"last value (largest {fields.get('order_by', 'step')})"
+    op, value = fields.get("op"), fmt(fields.get("value"))
+    if fields.get("form") == "seeds":
+        bad = "≥" if op == "<" else "≤"
+        return (f"at most a fraction {fmt(fields.get('violation_tolerance'))} of seeds have "
+                f"the {reduce} of {metric} per seed{where} {bad} {value}: the {level} "
+                "Clopper–Pearson interval of the violating fraction must lie below that "
+                "tolerance (holds) or above it (refuted).")
+    return (f"the {reduce} of {metric} per seed{where}, averaged over seeds, is "
+            f"{op} {value} ({level} Student-t interval)" + SIGN_TEST_FALLBACK)
+
+
 def _threshold_on_axis(result: dict[str, Any]) -> bool:
     """The estimate is in the metric's units: the mean form without the sign-test fallback (a
     seeds-form result is the fraction of violating seeds, a fallback the fraction agreeing)."""
@@ -122,7 +144,7 @@ def _threshold_on_axis(result: dict[str, Any]) -> bool:
             and not str(detail.get("interval", "")).startswith("sign test"))
 
 
-def figure_threshold(request: FigureRequest) -> str | None:
+def figure(request: FigureRequest) -> str | None:
     """Per arm: each seed's value, the mean with its interval when in the metric's units, and
     the claimed value."""
     from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
@@ -138,7 +160,7 @@ def figure_threshold(request: FigureRequest) -> str | None:
         claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
-@rule(ThresholdSpec)
+@rule(ThresholdSpec, describe=describe, figure=figure)
 def threshold(spec: ThresholdSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean over seeds (t test) or fraction of violating seeds (exact binomial) against a bound."""
     extra = [spec.order_by] if spec.per_seed == "last" else []

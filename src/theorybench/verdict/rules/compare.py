@@ -34,7 +34,7 @@ difference beyond the margin: 0.10–0.21 (3 seeds), 0.41–0.65 (6), 0.61–0.7
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,12 +43,15 @@ from pydantic import Field
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, Scalar, decide_p, select
 from theorybench.verdict.stats import (
+    SIGN_TEST_FALLBACK,
     clip,
     fmt,
     jsonable,
+    level_words,
     one_sided_level,
     require_seeds,
     side_test,
+    where_words,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +88,21 @@ def _arm(rows: pd.DataFrame, spec: CompareSpec, value: Scalar, keys: list[str]) 
     return arm.groupby(keys)[spec.metric].mean()
 
 
-def figure_compare(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    metric, by, a, b = fields.get("metric"), fields.get("by"), fields.get("a"), fields.get("b")
+    margin = float(fields.get("margin", 0.0))
+    diff = f"{metric}({by} = {a}) − {metric}({by} = {b})"
+    if fields.get("relative"):
+        diff = f"({diff}) / |{metric}({by} = {b})|"
+    side = f"< {fmt(-margin)}" if fields.get("direction") == "a_less" else f"> {fmt(margin)}"
+    return (f"paired over seeds{where_words(fields.get('where') or {})}, {diff} {side}: the "
+            f"{level_words(fields)} Student-t interval of the mean per-seed difference must lie "
+            "on that side (holds) or entirely on the other (refuted)" + SIGN_TEST_FALLBACK)
+
+
+def figure(request: FigureRequest) -> str | None:
     """The methods ranking: the metric's mean per value of ``by``, per arm (a figure and a
     table), the two compared values highlighted."""
     from theorybench.leaderboard.figures import RANKING_CAPTION, ranking_figure, ranking_tables
@@ -101,7 +118,7 @@ def figure_compare(request: FigureRequest) -> str | None:
                         lambda _path: ranking_figure(request, str(by), highlight))
 
 
-@rule(CompareSpec)
+@rule(CompareSpec, describe=describe, figure=figure)
 def compare(spec: CompareSpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Mean paired difference ``a − b`` over seeds, t test (sign test when seeds agree)."""
     keys = ["seed", *spec.pair_on]

@@ -4,7 +4,8 @@ Template (Hsieh, Mertikopoulos, Cevher ICML 2021; the seeds' slides): min_x max_
 operator V(z) = [∇ₓf(x, y), −∇_y f(x, y)] with z = [x, y], and a (possibly stochastic) oracle
 Ṽ(z, ξ) = V(z) + σξ with ξ ~ N(0, I) (additive noise, the model of Pethick et al. ICLR 2023).
 
-**Games** (registered with ``@method("minmax-games", name)``; parameters are the dataclass
+**Games** (family ``game``, protocol :class:`GameProtocol`; registered with
+``@method("game", name)``; parameters are the dataclass
 fields, set from a spec's ``game_params``). Each is a 2-D operator with its Jacobian, its critical
 points (found by Newton's method from a grid over its domain unless known in closed form), its
 Lipschitz constant L = sup ‖J_V(z)‖₂ and weak-Minty parameter ρ = inf ⟨V(z), z − z*⟩ / ‖V(z)‖²
@@ -27,13 +28,14 @@ over its domain (a grid estimate; ρ < 0 means V may point away from the solutio
                         a = 1/3: ρ > −1/(8L) (EG+ and CEG+ theory apply); a = 1: −1/(2L) < ρ <
                         −1/(8L) (CEG+ only); a = 3: ρ < −1/(2L) (no guarantee).
 
-**Methods** (registered with ``@method("minmax", name)``): a class with
+**Algorithms** (family ``minmax-algorithm``, protocol :class:`AlgorithmProtocol`; registered
+with ``@method("minmax-algorithm", name)``): a class with
 
     init(oracle, z0) -> state          (a dict of tensors; empty for memoryless methods)
     step(oracle, z, state, lr, k) -> z_next
 
 where ``z`` holds a batch of trajectories, shape (n, d), ``lr`` = γ_k is the step of the spec's
-schedule at iteration ``k``, and the oracle (``theorybench.experiments.minmax.Oracle``) gives
+schedule at iteration ``k``, and the oracle (:class:`Oracle`) gives
 ``oracle(z)``, a fresh noisy sample Ṽ(z, ξ) (exact when σ = 0), ``oracle(z, xi)`` reusing a
 sample ``xi = oracle.draw(z)``, ``oracle.jacobian(z)`` and ``oracle.n_x`` (min-player size).
 A step touches no global state; adding a method is adding one class. The methods (their
@@ -74,27 +76,86 @@ each game is written once, in :func:`_fused_operator`, with the same expressions
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
 
-from theorybench.registry import method
+from theorybench.registry import method, method_family
 
 try:
     import numba
 except ImportError:  # the pure-numpy path below gives the same numbers, more slowly
     numba = None
 
-if TYPE_CHECKING:
-    from theorybench.experiments.minmax import Oracle
-
 Tensor = torch.Tensor
-FAMILY = "minmax"
-GAMES = "minmax-games"
+State = dict[str, Tensor]
+ALGORITHMS = "minmax-algorithm"
+GAMES = "game"
+
+
+class GameProtocol(Protocol):
+    """A two-player game by its operator; what the min-max experiment asks of a game."""
+
+    dim: int
+    n_x: int
+    critical_points: Tensor
+
+    def operator(self, z: Tensor) -> Tensor: ...
+    def jacobian(self, z: Tensor) -> Tensor: ...
+    def sample_init(self, n: int, generator: torch.Generator) -> Tensor: ...
+    def lipschitz(self, points: int = 201) -> float: ...
+    def weak_mvi_rho(self, points: int = 201) -> float: ...
+
+
+class AlgorithmProtocol(Protocol):
+    """One batched step of a first-order min-max algorithm (see the module docstring)."""
+
+    def init(self, oracle: Oracle, z: Tensor) -> State: ...
+    def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor: ...
+
+
+method_family(GAMES, GameProtocol, "two-player games min_x max_y f(x, y) by their operator V")
+method_family(ALGORITHMS, AlgorithmProtocol, "first-order min-max algorithms on an oracle of V")
+
+
+class Oracle:
+    """Ṽ(z, ξ) = V(z) + σξ, ξ ~ N(0, I) (exact when σ = 0): the stochastic oracle every algorithm
+    queries. ``generator`` is one generator for the whole batch, or one per block of rows (a
+    seed's trajectories): row block b draws its noise from ``generator[b]`` alone, so blocks
+    (seeds) are independent of each other."""
+
+    def __init__(self, game: Any, noise: float,
+                 generator: torch.Generator | Sequence[torch.Generator]) -> None:
+        self.game, self.noise = game, float(noise)
+        self.generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
+
+    @property
+    def n_x(self) -> int:
+        return self.game.n_x
+
+    def draw(self, like: Tensor) -> Tensor | None:
+        """A noise sample shaped like ``like`` (None when σ = 0)."""
+        if self.noise == 0.0:
+            return None
+        rows, rest = like.shape[0], tuple(like.shape[1:])
+        if rows % len(self.generators):
+            raise ValueError(f"{rows} rows do not split into {len(self.generators)} blocks")
+        block = rows // len(self.generators)
+        return torch.cat([torch.randn((block, *rest), generator=g, dtype=like.dtype)
+                          for g in self.generators])
+
+    def __call__(self, z: Tensor, xi: Tensor | None = None) -> Tensor:
+        v = self.game.operator(z)
+        if self.noise == 0.0:
+            return v
+        return v + self.noise * (self.draw(z) if xi is None else xi)
+
+    def jacobian(self, z: Tensor) -> Tensor:
+        return self.game.jacobian(z)
 
 
 # --------------------------------------------------------------------------------------- games
@@ -352,9 +413,6 @@ def spectral_norm(mats: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------------- methods
 
-State = dict[str, Tensor]
-
-
 class Method:
     """One batched step of a min-max method; see the module docstring for the contract."""
 
@@ -370,7 +428,7 @@ class Method:
         raise NotImplementedError
 
 
-@method(FAMILY, "gda")
+@method(ALGORITHMS, "gda")
 class GDA(Method):
     fused: ClassVar[tuple[int, float]] = (0, 1.0)
 
@@ -378,7 +436,7 @@ class GDA(Method):
         return z - lr * oracle(z)
 
 
-@method(FAMILY, "alt-gda")
+@method(ALGORITHMS, "alt-gda")
 class AltGDA(Method):
     def step(self, oracle: Oracle, z: Tensor, state: State, lr: float, k: int) -> Tensor:
         n = oracle.n_x
@@ -387,7 +445,7 @@ class AltGDA(Method):
         return torch.cat((x, z[:, n:] - lr * oracle(half)[:, n:]), 1)
 
 
-@method(FAMILY, "eg")
+@method(ALGORITHMS, "eg")
 class EG(Method):
     fused: ClassVar[tuple[int, float]] = (1, 1.0)
 
@@ -395,7 +453,7 @@ class EG(Method):
         return z - lr * oracle(z - lr * oracle(z))
 
 
-@method(FAMILY, "ogda")
+@method(ALGORITHMS, "ogda")
 class OGDA(Method):
     fused: ClassVar[tuple[int, float]] = (2, 1.0)
 
@@ -409,7 +467,7 @@ class OGDA(Method):
         return z_next
 
 
-@method(FAMILY, "ppm")
+@method(ALGORITHMS, "ppm")
 class PPM(Method):
     """Implicit step w = z − γṼ(w, ξ) by Newton's method on G(w) = w − z + γṼ(w, ξ)."""
 
@@ -430,7 +488,7 @@ class PPM(Method):
         return w
 
 
-@method(FAMILY, "rfbs")
+@method(ALGORITHMS, "rfbs")
 class RFBS(Method):
     def init(self, oracle: Oracle, z: Tensor) -> State:
         return {"z_prev": z}
@@ -441,7 +499,7 @@ class RFBS(Method):
         return z_next
 
 
-@method(FAMILY, "eg+")
+@method(ALGORITHMS, "eg+")
 class EGPlus(Method):
     alpha: ClassVar[float] = 0.5
     fused: ClassVar[tuple[int, float]] = (1, 0.5)
@@ -459,7 +517,7 @@ def _ceg_update(z: Tensor, zbar: Tensor, v: Tensor, vbar: Tensor, gamma: Tensor 
     return z + torch.where(sq > 0, alpha, torch.zeros_like(alpha)) * d
 
 
-@method(FAMILY, "ceg+")
+@method(ALGORITHMS, "ceg+")
 class CEGPlus(Method):
     sigma_ratio: ClassVar[float] = -0.499
 
@@ -469,7 +527,7 @@ class CEGPlus(Method):
         return _ceg_update(z, zbar, v, oracle(zbar), lr, self.sigma_ratio)
 
 
-@method(FAMILY, "ceg+adaptive")
+@method(ALGORITHMS, "ceg+adaptive")
 class CEGPlusAdaptive(Method):
     adaptive_step: ClassVar[bool] = True
     sigma_ratio: ClassVar[float] = -0.499
@@ -499,7 +557,7 @@ class CEGPlusAdaptive(Method):
         return gamma, zbar, vbar
 
 
-@method(FAMILY, "bc-seg+")
+@method(ALGORITHMS, "bc-seg+")
 class BCSEGPlus(Method):
     alpha0: ClassVar[float] = 0.5
     alpha_offset: ClassVar[float] = 100.0
@@ -517,7 +575,7 @@ class BCSEGPlus(Method):
 
 
 
-@method(FAMILY, "seg+")
+@method(ALGORITHMS, "seg+")
 class SEGPlus(Method):
     """BC-SEG+ without the bias correction: the ablation that isolates the correction."""
 

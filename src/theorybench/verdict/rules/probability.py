@@ -30,7 +30,7 @@ seeds × 8 0/1 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): worst measu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,13 @@ from pydantic import Field
 
 from theorybench.registry import rule
 from theorybench.verdict.base import RuleError, RuleResult, RuleSpec, decide_p, select
-from theorybench.verdict.stats import fmt, one_sided_level, proportion_test
+from theorybench.verdict.stats import (
+    fmt,
+    level_words,
+    one_sided_level,
+    proportion_test,
+    where_words,
+)
 
 if TYPE_CHECKING:
     from theorybench.leaderboard.figures import FigureRequest
@@ -53,7 +59,16 @@ class ProbabilitySpec(RuleSpec):
     )
 
 
-def figure_probability(request: FigureRequest) -> str | None:
+
+def describe(fields: dict[str, Any]) -> str:
+    """The spec in words."""
+    return (f"the fraction of trials with {fields.get('metric')} = 1"
+            f"{where_words(fields.get('where') or {})} is {fields.get('op')} "
+            f"{fmt(fields.get('value'))} ({level_words(fields)} Clopper–Pearson interval on the "
+            "pooled trials).")
+
+
+def figure(request: FigureRequest) -> str | None:
     """Per arm: the fraction of trials with its interval, and the claimed value."""
     from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
 
@@ -65,7 +80,7 @@ def figure_probability(request: FigureRequest) -> str | None:
         claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
-@rule(ProbabilitySpec)
+@rule(ProbabilitySpec, describe=describe, figure=figure)
 def probability(spec: ProbabilitySpec, table: pd.DataFrame, rng: np.random.Generator) -> RuleResult:
     """Fraction of rows where the 0/1 metric is 1, with a binomial interval."""
     rows = select(table, spec)
