@@ -21,7 +21,14 @@ from theorybench.leaderboard import SiteError, build_site, figures
 from theorybench.leaderboard.build import page_path
 from theorybench.leaderboard.serve import serve_in_thread
 from theorybench.registry import experiment
-from theorybench.results import ArmResult, CellTiming, RunRecord, table_to_json, write_record
+from theorybench.results import (
+    ArmResult,
+    CellTiming,
+    RunRecord,
+    load_records,
+    table_to_json,
+    write_record,
+)
 from theorybench.specstore import describe
 
 EVIL = "<script>alert('x')</script>"
@@ -371,6 +378,9 @@ def test_the_site_builds_from_the_records_folder_alone(tmp_path):
     assert (runs / "specs" / f"{task.sha256}.json").is_file()
     record_adoption(rec, runs)
     assert adoptions(runs)[("fam/claim-a", "smoke")]["record"] == rec["run_id"]
+    skipped: list[str] = []
+    assert [r["run_id"] for r in load_records(runs, skipped)] == [rec["run_id"]]
+    assert skipped == []  # neither the spec store nor the adoption log is a record
     site = build_site(runs, tmp_path / "site", tmp_path / "no-such-tasks")
     html = (site.path / page_path("fam/claim-a", "smoke")).read_text()
     assert "The claim text" in html and "Thm 1" in html

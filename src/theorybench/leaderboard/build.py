@@ -444,7 +444,7 @@ def _provenance(record: dict[str, Any], view: SpecView) -> list[tuple[str, str]]
         ("wall time", f"{fmt(record.get('wall_s'))} s"),
         ("seeds", ", ".join(map(str, record.get("seeds") or []))),
         ("device", str(record.get("device"))),
-        ("spec", f"{record.get('spec_path')} v{record.get('task_version')}"),
+        ("spec", f"{_relative_spec(record.get('spec_path'))} v{record.get('task_version')}"),
         ("spec sha256", str(record.get("spec_sha256")) + spec_note),
         ("git commit", f"{env.get('git_commit') or 'none'}"
                        + (" (with uncommitted changes)" if env.get("git_dirty") else "")),
@@ -452,6 +452,12 @@ def _provenance(record: dict[str, Any], view: SpecView) -> list[tuple[str, str]]
     ]
     items += [(k, str(v)) for k, v in env.items() if k not in ("git_commit", "git_dirty")]
     return items
+
+
+def _relative_spec(path: Any) -> str:
+    """A record's spec path relative to the task root (older records stored it absolute)."""
+    parts = Path(str(path or "-")).parts
+    return "/".join(parts[-2:])
 
 
 def _downloads(record: dict[str, Any], table: pd.DataFrame, staging: Path,
