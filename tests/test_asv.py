@@ -22,8 +22,8 @@ ROOT = project_root()
 ASV = Path(sys.executable).with_name("asv")
 SMOKE = [task_id_of(p) for p in suite_tasks(load_suite(suites_dir() / "smoke.yaml"),
                                             suites_dir() / "smoke.yaml")]
-BENCHMARKS = ("smoke.SmokeTask.time_task", "smoke.SmokeTask.track_effect",
-              "smoke.SmokeTask.track_verdict")
+BENCHMARKS = ("smoke.SmokeTask.time_task", "smoke.SmokeTask.track_effect_shift",
+              "smoke.SmokeTask.track_verdict_differs")
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_config_puts_results_under_results_asv():
 def test_benchmarks_are_parametrized_over_the_smoke_tasks(smoke_module):
     assert smoke_module.SmokeTask.params == SMOKE
     names = {n for n in dir(smoke_module.SmokeTask) if n.startswith(("time_", "track_"))}
-    assert names == {"time_task", "track_effect", "track_verdict"}
+    assert names == {"time_task", "track_effect_shift", "track_verdict_differs"}
 
 
 def test_the_task_list_can_be_restricted(smoke_module, monkeypatch):
@@ -60,9 +60,19 @@ def test_the_task_list_can_be_restricted(smoke_module, monkeypatch):
 
 def test_track_benchmarks_return_the_cached_numbers(smoke_module):
     bench = smoke_module.SmokeTask()
-    cache = {"a/b": (0.42, -1.0)}
-    assert bench.track_effect(cache, "a/b") == 0.42
-    assert bench.track_verdict(cache, "a/b") == -1.0
+    cache = {"a/b": (1.0, 0.42)}
+    assert bench.track_verdict_differs(cache, "a/b") == 1.0
+    assert bench.track_effect_shift(cache, "a/b") == 0.42
+
+
+def test_lower_is_better_for_every_track(smoke_module):
+    """asv counts a lower value as better: a flip away from the published verdict and an effect
+    moving away from the published one both go up."""
+    assert smoke_module.verdict_differs("refuted", "holds") == 1.0
+    assert smoke_module.verdict_differs("holds", "holds") == 0.0
+    assert math.isnan(smoke_module.verdict_differs("holds", None))
+    assert smoke_module.effect_shift(0.5, 0.8) == pytest.approx(0.3)
+    assert math.isnan(smoke_module.effect_shift(0.5, math.nan))
 
 
 def test_effect_is_nan_without_a_rule_result(smoke_module):

@@ -85,7 +85,7 @@ def test_a_diverged_arm_is_an_error_never_a_verdict(tmp_path: Path) -> None:
     rec = out.record
     assert rec.verdict == "error" and not rec.validated
     assert rec.claim.error.startswith("diverged: 8 of 8 seeds")
-    assert rec.extra["nonfinite"]["claim"]["by_column"] == {"y": 24, "loss": 24}
+    assert rec.nonfinite["claim"]["by_column"] == {"y": 24, "loss": 24}
 
 
 def test_divergence_within_the_tolerance_is_reported_by_the_rules(tmp_path: Path) -> None:

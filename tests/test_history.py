@@ -1,12 +1,10 @@
 """History over run records: verdict changes per (task, profile), timings per cell, commit and
-machine, and the verdict as a number."""
+machine."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import pytest
 
 from theorybench.leaderboard.history import (
     cell_history,
@@ -16,7 +14,6 @@ from theorybench.leaderboard.history import (
     machine_label,
     runs_frame,
     series,
-    verdict_number,
     wall_time_by_commit,
 )
 
@@ -95,17 +92,6 @@ def test_wall_time_by_commit_keeps_machines_apart():
     assert "2 cores" in columns[2] and "8 cores" in columns[3]
     assert list(table.index) == [("f/a", "smoke"), ("f/a", "standard"), ("f/b", "smoke")]
     assert table.loc[("f/a", "smoke")].dropna().tolist() == [10.0, 12.0, 10.0, 4.0]
-
-
-@pytest.mark.parametrize("verdict, number", [
-    ("holds", 1.0), ("inconclusive", 0.0), ("refuted", -1.0),
-])
-def test_verdict_number(verdict, number):
-    assert verdict_number(verdict) == number
-
-
-def test_error_verdict_has_no_number():
-    assert math.isnan(verdict_number("error")) and math.isnan(verdict_number("???"))
 
 
 def test_labels():

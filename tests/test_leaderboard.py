@@ -18,10 +18,18 @@ from typer.testing import CliRunner
 
 from theorybench.cli import app
 from theorybench.leaderboard import SiteError, build_site, figures
-from theorybench.leaderboard.build import describe_rule, page_path
+from theorybench.leaderboard.build import page_path
 from theorybench.leaderboard.serve import serve_in_thread
 from theorybench.registry import experiment
-from theorybench.results import ArmResult, CellTiming, RunRecord, table_to_json, write_record
+from theorybench.results import (
+    ArmResult,
+    CellTiming,
+    RunRecord,
+    load_records,
+    table_to_json,
+    write_record,
+)
+from theorybench.specstore import describe
 
 EVIL = "<script>alert('x')</script>"
 
@@ -276,13 +284,13 @@ def test_rebuild_replaces_the_previous_site_and_reuses_unchanged_figures(tmp_pat
     build_site(runs, out, no_tasks)
     (out / "claims" / "stale.html").write_text("old")
     drawn: list[str] = []
-    real = figures.rule_figure
+    real = figures.curve_figure
 
-    def counting(table, rule, arms, references, path):
-        drawn.append(path.name)
-        return real(table, rule, arms, references, path)
+    def counting(request, *args, **kwargs):
+        drawn.append(request.path.name)
+        return real(request, *args, **kwargs)
 
-    monkeypatch.setattr(figures, "rule_figure", counting)
+    monkeypatch.setattr(figures, "curve_figure", counting)
     write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00"))
     site = build_site(runs, out, no_tasks)
     assert drawn == ["b.smoke.rule0.svg"]  # fam/a's figure is copied from the previous build
@@ -335,18 +343,59 @@ def test_an_empty_records_folder_gives_an_empty_board(tmp_path, no_tasks):
       "min_excess": 0.7}, "grid level with the largest mean"),
 ])
 def test_rules_are_described_in_words(fields, words):
-    assert words in describe_rule(fields)
+    assert words in describe(fields)
 
 
-def test_effects_go_on_the_metric_axis_only_in_the_metric_units():
-    from theorybench.leaderboard.figures import effect_on_metric_axis
+def test_a_threshold_effect_goes_on_the_metric_axis_only_in_the_metric_units():
+    from theorybench.verdict.rules.threshold import _threshold_on_axis
 
-    assert effect_on_metric_axis("threshold", {"detail": {"form": "mean",
-                                                          "interval": "student-t"}})
-    assert not effect_on_metric_axis("threshold", {"detail": {"form": "seeds"}})
-    assert not effect_on_metric_axis(
-        "threshold", {"detail": {"form": "mean", "interval": "sign test: every seed ..."}})
-    assert effect_on_metric_axis("probability", {"detail": {}})
+    assert _threshold_on_axis({"detail": {"form": "mean", "interval": "student-t"}})
+    assert not _threshold_on_axis({"detail": {"form": "seeds"}})
+    assert not _threshold_on_axis(
+        {"detail": {"form": "mean", "interval": "sign test: every seed ..."}})
+
+
+def test_the_site_builds_from_the_records_folder_alone(tmp_path):
+    """A record written by the runner carries its rules' fields and words, and its spec's
+    snapshot lands beside it; with no tasks folder the claim page still has the claim, the
+    rules in words, the figures and the downloads, and the spec's other profiles are listed."""
+    from theorybench.runner import run_task
+    from theorybench.spec import load_task
+    from theorybench.specstore import adoptions, record_adoption
+
+    expect = [{"rule": "trend", "metric": "y", "along": "depth", "direction": "increasing",
+               "min_effect": 0.3, "where": {"phase": "init"}}]
+    tasks = spec_tasks_root(tmp_path, "fam/claim-a", "A claim", expect=expect,
+                            profiles={"standard": {"seeds": 5}})
+    task = load_task(tasks / "fam" / "claim-a.yaml")
+    runs = tmp_path / "runs"
+    out = run_task(task, "smoke", device="cpu", results_dir=runs)
+    rec = out.record.to_dict()
+    assert rec["spec_path"] == "fam/claim-a.yaml"
+    rule = rec["claim"]["rules"][0]
+    assert rule["spec"]["where"] == {"phase": "init"}
+    assert "y is increasing in depth (rows where phase = init)" in rule["description"]
+    assert (runs / "specs" / f"{task.sha256}.json").is_file()
+    record_adoption(rec, runs)
+    assert adoptions(runs)[("fam/claim-a", "smoke")]["record"] == rec["run_id"]
+    skipped: list[str] = []
+    assert [r["run_id"] for r in load_records(runs, skipped)] == [rec["run_id"]]
+    assert skipped == []  # neither the spec store nor the adoption log is a record
+    site = build_site(runs, tmp_path / "site", tmp_path / "no-such-tasks")
+    html = (site.path / page_path("fam/claim-a", "smoke")).read_text()
+    assert "The claim text" in html and "Thm 1" in html
+    assert "y is increasing in depth (rows where phase = init)" in html
+    assert "flat &lt;script&gt;" in html  # the control's description, escaped
+    for src in image_sources(html):
+        assert (site.path / page_path("fam/claim-a", "smoke")).parent.joinpath(src).is_file()
+    links = re.findall(r'<a href="\.\./\.\./(data/[^"]+)" download>', html)
+    assert any(link.endswith(".json") for link in links)
+    assert any(link.endswith(".table.csv") for link in links)
+    for link in links:
+        assert (site.path / link).is_file()
+    index = site.index.read_text()
+    assert 'data-task="fam/claim-a" data-profile="standard"' in index  # unmeasured, from store
+    assert "validated" in index or "holds" in index
 
 
 def test_publish_command_and_server(tmp_path):

@@ -260,7 +260,7 @@ def test_replicate_runs_disjoint_blocks_and_reports_per_claim_and_control(root):
     assert all(a.isdisjoint(b) for i, a in enumerate(seeds) for b in seeds[i + 1:])
     assert sorted(r["seed_offset"] for r in by_purpose["replication"]) == [10000, 11000]
     ref = by_purpose["published"][0]["run_id"]
-    assert all(r["extra"]["replicates"] == ref for r in by_purpose["replication"])
+    assert all(r["replicates"] == ref for r in by_purpose["replication"])
     assert "flat ✓" in result.output and "holds, holds" in result.output
 
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from theorybench.results import load_records, load_table, write_record
-from theorybench.runner import TaskOutcome, run_task
+from theorybench.results import load_records, load_table
+from theorybench.runner import TaskOutcome, run_task, write_with_spec
 from theorybench.spec import LoadedTask
 from theorybench.status import outcome, record_purpose, replication_offset
 from theorybench.verdict import combine, evaluate, parse_rule
@@ -92,10 +92,10 @@ def replicate_task(task: LoadedTask, profile: str, blocks: int, *,
     for b in range(blocks):
         out: TaskOutcome = run_task(task, profile, seed_offset=replication_offset(b),
                                     write=False, **run)
-        out.record.extra = dict(out.record.extra) | {"replicates": reference.get("run_id"),
-                                                     "block": b}
+        out.record.replicates = reference.get("run_id")
+        out.record.replication_block = b
         rep.blocks.append(out.record.to_dict())
-        rep.paths.append(write_record(out.record, results_dir) if write else None)
+        rep.paths.append(write_with_spec(out.record, task, results_dir) if write else None)
     return rep
 
 

@@ -5,7 +5,9 @@ sha256, the profile, the verdict with per-rule statistics, the controls' verdict
 measurement table, per-cell wall times, the seeds and the environment (package versions, device,
 git commit). :func:`write_record` writes to a temporary file in the same folder and renames it,
 so an interrupted run never leaves a broken record and an existing record is never replaced.
-:func:`load_history` returns every record as one row of a DataFrame.
+:func:`check_record` validates a file against :class:`RunRecord` itself (its field types and
+constraints), so the reader and the writer share one definition. Files in subfolders (the spec
+store, :mod:`theorybench.specstore`) and ``adoptions.jsonl`` are not records.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
+from theorybench.numbers import jsonable
 from theorybench.paths import project_root, runs_dir
 from theorybench.yaml_safe import YAMLInputError, decode, read_bytes, short
 
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 TASK_ID_PATTERN = r"^[a-z0-9_-]+/[a-z0-9_-][a-z0-9_.-]*$"
+RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, max_length=200)]
 
 
 @dataclass
@@ -71,9 +76,15 @@ class ArmResult:
 
 @dataclass
 class RunRecord:
-    run_id: str
+    """One run of one task under one profile. ``spec_path`` is relative to the task root
+    (``<family>/<claim>.yaml``); each rule result carries its ``spec`` (the validated rule's
+    fields) and its ``description`` in words. ``nonfinite``: per arm, the seeds and columns with
+    non-finite values (:mod:`theorybench.divergence`); ``replicates``: the run id a replication
+    record replicates, on block ``replication_block``."""
+
+    run_id: RunId
     suite: str | None
-    task_id: str
+    task_id: TaskId
     task_version: int
     title: str
     family: str
@@ -96,7 +107,9 @@ class RunRecord:
     table: dict[str, Any]
     environment: dict[str, Any]
     schema: int = SCHEMA_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    nonfinite: dict[str, Any] = field(default_factory=dict)
+    replicates: str | None = None
+    replication_block: int | None = None
     purpose: str = "published"
     seed_offset: int = 0
     expected_record: str | None = None
@@ -105,24 +118,12 @@ class RunRecord:
     statuses: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
+        return jsonable(asdict(self))
 
 
 def table_to_json(table: pd.DataFrame) -> dict[str, Any]:
     return {"columns": [str(c) for c in table.columns],
-            "data": _jsonable(table.to_numpy(dtype=object).tolist())}
+            "data": jsonable(table.to_numpy(dtype=object).tolist())}
 
 
 def table_from_json(payload: dict[str, Any]) -> pd.DataFrame:
@@ -198,42 +199,7 @@ class RecordSkipped(UserWarning):
     """A file under the records folder that is not a readable, well-formed record."""
 
 
-class _ArmShape(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    name: str
-    verdict: str
-    rules: list[dict[str, Any]]
-    error: str | None = None
-
-
-class _RecordShape(BaseModel):
-    """The fields every reader of a record relies on, with their types; others are free."""
-
-    model_config = ConfigDict(extra="allow")
-    schema_: int = Field(alias="schema")
-    run_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    suite: str | None
-    task_id: str = Field(pattern=TASK_ID_PATTERN, max_length=200)
-    task_version: int
-    title: str
-    family: str
-    tags: list[str]
-    profile: str
-    verdict: str
-    validated: bool
-    claim: _ArmShape
-    controls: list[_ArmShape]
-    error: str | None
-    seeds: list[int]
-    device: str
-    started: str
-    finished: str
-    wall_s: float
-    cells: list[dict[str, Any]]
-    table: dict[str, Any]
-    environment: dict[str, Any]
-    spec_sha256: str
-    spec_path: str
+_RECORD = TypeAdapter(RunRecord)
 
 
 def check_record(data: Any) -> str | None:
@@ -243,7 +209,7 @@ def check_record(data: Any) -> str | None:
     if data.get("schema") != SCHEMA_VERSION:
         return f"schema {short(data.get('schema'))} is not {SCHEMA_VERSION}"
     try:
-        _RecordShape.model_validate(data)
+        _RECORD.validate_python(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -291,30 +257,12 @@ def load_records(folder: Path | None = None,
     return records
 
 
-HISTORY_COLUMNS = [
-    "run_id", "suite", "task_id", "task_version", "family", "title", "profile", "verdict",
-    "expected_verdict", "validated", "effect", "ci_low", "ci_high", "wall_s", "device",
-    "git_commit", "spec_sha256", "started", "path",
-]
-
-
 def load_history(folder: Path | None = None, skipped: list[str] | None = None) -> pd.DataFrame:
-    """One row per run record: the verdict, the first rule's effect and interval, timing and
-    provenance. Unusable files are skipped as in :func:`load_records`."""
-    rows = []
-    for rec in load_records(folder, skipped):
-        first = rec["claim"]["rules"][0] if rec["claim"]["rules"] else {}
-        rows.append({
-            "run_id": rec["run_id"], "suite": rec["suite"], "task_id": rec["task_id"],
-            "task_version": rec["task_version"], "family": rec["family"], "title": rec["title"],
-            "profile": rec["profile"], "verdict": rec["verdict"],
-            "expected_verdict": rec["expected_verdict"], "validated": rec["validated"],
-            "effect": first.get("effect"), "ci_low": first.get("ci_low"),
-            "ci_high": first.get("ci_high"), "wall_s": rec["wall_s"], "device": rec["device"],
-            "git_commit": rec["environment"].get("git_commit"),
-            "spec_sha256": rec["spec_sha256"], "started": rec["started"], "path": rec["_path"],
-        })
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    """One row per run record, oldest first (:func:`theorybench.leaderboard.history.runs_frame`
+    of :func:`load_records`)."""
+    from theorybench.leaderboard.history import runs_frame
+
+    return runs_frame(load_records(folder, skipped))
 
 
 def load_table(record: dict[str, Any]) -> pd.DataFrame:

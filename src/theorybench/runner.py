@@ -38,6 +38,7 @@ from theorybench.results import (
     write_record,
 )
 from theorybench.spec import LoadedTask, ResolvedArm, resolve
+from theorybench.specstore import save_snapshot, words
 from theorybench.status import purpose_of, statuses
 from theorybench.verdict import RuleError, combine, evaluate
 
@@ -143,13 +144,27 @@ def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
         results = evaluate(arm.rules, table, seed)
     except (RuleError, ValueError, KeyError) as exc:
         return ArmResult(arm.name, "error", arm.required_verdict, [], f"rule: {exc}")
-    # Each rule's statistics travel with the rule as specified, so a record stays readable
-    # after its spec changes. A control is judged by the rule it is meant to break.
+    # Each rule's statistics travel with the rule as specified and in words, so a record
+    # stays readable after its spec changes. A control is judged by the rule it is meant to
+    # break.
     broken = results[arm.breaks_at].decision if arm.breaks_at is not None else None
+    specs = [spec.model_dump(mode="json") for spec in arm.rules]
     return ArmResult(arm.name, combine(results), arm.required_verdict,
-                     [r.to_dict() | {"spec": spec.model_dump(mode="json")}
-                      for r, spec in zip(results, arm.rules, strict=True)],
+                     [r.to_dict() | {"spec": fields, "description": words(fields)}
+                      for r, fields in zip(results, specs, strict=True)],
                      breaks=arm.breaks, breaks_decision=broken)
+
+
+def spec_path(task: LoadedTask) -> str:
+    """The spec file relative to the task root: ``<family>/<claim>.yaml``."""
+    return f"{task.path.parent.name}/{task.path.name}"
+
+
+def write_with_spec(record: RunRecord, task: LoadedTask, folder: Path | None = None) -> Path:
+    """Write ``record`` and, when absent, its spec's snapshot beside it (:mod:`specstore`)."""
+    path = write_record(record, folder)
+    save_snapshot(task, path.parent)
+    return path
 
 
 ProgressFn = Callable[[CellOutput, int, int], None]
@@ -242,7 +257,7 @@ def run_task(
         title=task.spec.title,
         family=task.spec.family,
         tags=list(task.spec.tags),
-        spec_path=str(task.path),
+        spec_path=spec_path(task),
         spec_sha256=task.sha256,
         profile=profile,
         expected_verdict=expected.verdict if expected else None,
@@ -268,8 +283,8 @@ def run_task(
         expected_record=expected.record if expected else None,
         out_of_regime=task.spec.out_of_regime,
         paper_regime=task.spec.paper_regime,
-        extra={"nonfinite": nonfinite} if nonfinite else {},
+        nonfinite=nonfinite,
     )
     record.statuses = statuses(record.to_dict(), expected is not None)
-    path = write_record(record, results_dir) if write else None
+    path = write_with_spec(record, task, results_dir) if write else None
     return TaskOutcome(record, path, by_arm)

@@ -109,6 +109,14 @@ def replication_offset(block: int) -> int:
 
 # -- records -------------------------------------------------------------------------------------
 
+def headline(record: Any) -> dict[str, Any]:
+    """The claim's first rule result (a record's dict or a ``RunRecord``), whose effect and
+    interval stand for the record in tables, history and asv; ``{}`` when there is none."""
+    claim = record.get("claim") if isinstance(record, dict) else getattr(record, "claim", None)
+    rules = (claim.get("rules") if isinstance(claim, dict) else getattr(claim, "rules", None))
+    return dict(rules[0]) if rules else {}
+
+
 def record_purpose(record: dict[str, Any]) -> str:
     """A record's purpose; records written before purposes existed count as ``published``."""
     return str(record.get("purpose") or "published")

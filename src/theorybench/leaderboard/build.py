@@ -1,9 +1,13 @@
-"""Build the static leaderboard site from run records and task specs.
+"""Build the static leaderboard site from run records (and task specs, when present).
 
-The site is a pure function of ``results/runs/*.json`` and ``tasks/**/*.yaml``: the records give
-every number (verdicts, effects, intervals, measurement tables, timings, provenance), the specs
-give the words (claim text, source, the decision rules, controls' descriptions, the paper's
-reference values). Nothing is measured here.
+The site is a pure function of ``results/runs/``: the records give every number (verdicts,
+effects, intervals, measurement tables, timings, provenance) and each rule's fields and
+description; the spec store (``results/runs/specs/``, :mod:`theorybench.specstore`) gives the
+words of the spec each record ran (claim text, source, controls' descriptions, the paper's
+reference values) and the adoption log which record is published. When ``tasks/`` holds a spec
+that loads, its words and its ``expected_verdict`` are used instead (they are the current ones).
+No rule is known here by name: each rule's registry entry describes it and draws its figure.
+Nothing is measured here.
 
 Pages (all static, relative links, no file fetched from the network):
 
@@ -11,8 +15,9 @@ Pages (all static, relative links, no file fetched from the network):
   (and *unvalidated* when a control missed its required verdict), effect with interval, control
   status, wall time, a strip of past verdicts; sortable and filterable (``static/site.js``).
 * ``claims/<family>/<claim>.<profile>.html``: the claim and its source, the rules in words, a
-  figure per rule (``figures.py``), controls, the methods ranking of ``compare`` rules, the paper's
-  reference values, verdict and wall-time history, per-cell timings, provenance.
+  figure per rule (drawn by the rule, ``figures.py``) with the tables it adds, controls, the
+  paper's reference values, verdict and wall-time history, per-cell timings, provenance, and
+  downloads: the record (JSON) and its measurement table (CSV) under ``data/``.
 * ``history.html``: every run with verdict changes highlighted, and wall time per task across
   commits and machines.
 
@@ -30,8 +35,8 @@ An existing folder is replaced only when it holds a theorybench site.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import math
 import os
 import re
 import shutil
@@ -46,7 +51,6 @@ import pandas as pd
 
 from theorybench.leaderboard import figures
 from theorybench.leaderboard.history import (
-    as_number,
     cell_history,
     cell_timings,
     controls_ok,
@@ -55,11 +59,14 @@ from theorybench.leaderboard.history import (
     series,
     wall_time_by_commit,
 )
+from theorybench.numbers import as_number, fmt
 from theorybench.paths import runs_dir, site_dir, tasks_dir
 from theorybench.results import TASK_ID_PATTERN, load_records, load_table
 from theorybench.spec import LoadedTask, SpecError, load_task, task_paths
+from theorybench.specstore import adoptions, describe, load_snapshot, rule_entry, snapshot
 from theorybench.status import (
     control_ok,
+    headline,
     profile_summary,
     record_purpose,
     replication_of,
@@ -130,110 +137,6 @@ class FigureCache:
         (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
 
 
-# -- words ---------------------------------------------------------------------------------------
-
-def fmt(value: Any) -> str:
-    """A number with 3 significant digits; ``-`` for missing or non-finite values."""
-    if value is None or isinstance(value, bool):
-        return "-" if value is None else str(value)
-    if isinstance(value, int):
-        return str(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "-" if math.isnan(number) else f"{number:.3g}"
-
-
-def _where_words(where: dict[str, Any]) -> str:
-    if not where:
-        return ""
-    return " (rows where " + ", ".join(f"{k} = {v}" for k, v in where.items()) + ")"
-
-
-def describe_rule(fields: dict[str, Any]) -> str:
-    """A rule's claim and decision in words, from its spec fields."""
-    kind, metric = fields.get("rule"), fields.get("metric")
-    where = _where_words(fields.get("where") or {})
-    level = f"{100 * float(fields.get('confidence', 0.95)):g}%"
-    same = ("; when every seed gives the same value, the sign test on how many seeds lie on the "
-            "claimed side stands in (it needs at least 6 seeds).")
-    if kind == "trend":
-        along = fields.get("along")
-        text = (f"{metric} is {fields.get('direction')} in {along}{where}: for most seeds, "
-                f"Kendall's τ between {along} and the seed's {metric} (signed so that positive is "
-                f"the claimed direction) exceeds {fmt(fields.get('min_effect', 0.0))}. The effect "
-                f"is the fraction of seeds whose τ exceeds it; the rule holds when the {level} "
-                "Clopper–Pearson interval of that fraction lies above ½ (a sign test on the "
-                "median τ, which needs at least 6 seeds, all of them agreeing at 6 or 8), and is "
-                "refuted when it lies below ½")
-        if fields.get("monotone"):
-            text += (f", and every step from one level of {along} to the next goes the claimed "
-                     "way on significantly many seeds (a sign test per step; one step going "
-                     "significantly the wrong way refutes)")
-        return text + "."
-    if kind == "peak":
-        lo, hi = fields.get("window", (None, None))
-        scale = "log " if fields.get("log_along") else ""
-        return (f"the seed-mean {metric}{where} has its maximum along {scale}{fields.get('along')}"
-                f" inside [{fmt(lo)}, {fmt(hi)}]: the location is the grid level with the largest "
-                f"mean, with a {level} confidence set of levels (those no other level beats "
-                "significantly on Bonferroni paired tests over seeds), whose grid cells must all "
-                "lie inside the window (so the interval is never narrower than the grid spacing); "
-                "and the maximum exceeds both ends of the sweep by more than "
-                f"{fmt(fields.get('min_excess', 0.0))} (Bonferroni paired t tests over seeds).")
-    if kind == "compare":
-        by, a, b = fields.get("by"), fields.get("a"), fields.get("b")
-        margin = float(fields.get("margin", 0.0))
-        less = fields.get("direction") == "a_less"
-        diff = f"{metric}({by} = {a}) − {metric}({by} = {b})"
-        if fields.get("relative"):
-            diff = f"({diff}) / |{metric}({by} = {b})|"
-        side = f"< {fmt(-margin)}" if less else f"> {fmt(margin)}"
-        return (f"paired over seeds{where}, {diff} {side}: the {level} Student-t interval of the "
-                "mean per-seed difference must lie on that side (holds) or entirely on the other "
-                "(refuted)" + same)
-    if kind == "threshold":
-        reduce = fields.get("per_seed", "mean")
-        if reduce == "last":
-            reduce = f"last value (largest {fields.get('order_by', 'step')})"
-        op, value = fields.get("op"), fmt(fields.get("value"))
-        if fields.get("form") == "seeds":
-            bad = "≥" if op == "<" else "≤"
-            return (f"at most a fraction {fmt(fields.get('violation_tolerance'))} of seeds have "
-                    f"the {reduce} of {metric} per seed{where} {bad} {value}: the {level} "
-                    "Clopper–Pearson interval of the violating fraction must lie below that "
-                    "tolerance (holds) or above it (refuted).")
-        return (f"the {reduce} of {metric} per seed{where}, averaged over seeds, is "
-                f"{op} {value} ({level} Student-t interval)" + same)
-    if kind == "probability":
-        return (f"the fraction of trials with {metric} = 1{where} is {fields.get('op')} "
-                f"{fmt(fields.get('value'))} ({level} Clopper–Pearson interval on the pooled "
-                "trials).")
-    if kind == "rate":
-        window = ""
-        if fields.get("from_step") is not None or fields.get("to_step") is not None:
-            window = f" for {fields.get('along', 'step')} in [{fmt(fields.get('from_step'))}, " \
-                     f"{fmt(fields.get('to_step'))}]"
-        slope = f"the least-squares slope of ln {metric} per {fields.get('along', 'step')}"
-        if fields.get("predicted_column"):
-            slope += f" minus the predicted log-rate {fields.get('predicted_column')}"
-        return (f"{metric} converges geometrically{where}{window}: {slope}, averaged over seeds, "
-                f"is {fields.get('op', '<')} {fmt(fields.get('value', 0.0))} ({level} Student-t "
-                "interval)" + same)
-    if kind == "degree":
-        group = f", separately for each {fields.get('group')}" if fields.get("group") else ""
-        return (f"{metric} is a polynomial of degree at most {fields.get('max_degree')} in "
-                f"{fields.get('along')}{where}{group} on all but a fraction "
-                f"{fmt(fields.get('violation_tolerance'))} of seeds: a seed violates the bound "
-                f"when its fitted degree (the smallest whose residual RMS is at most "
-                f"{fmt(fields.get('tolerance', 0.01))} of the centred RMS) exceeds "
-                f"{fields.get('max_degree')}; the {level} Clopper–Pearson interval of the "
-                "violating fraction must lie below the tolerance (holds) or above it (refuted).")
-    rest = {k: v for k, v in fields.items() if k not in ("rule", "metric")}
-    return f"{kind} rule on {metric}: {rest}"
-
-
 # -- page contexts -------------------------------------------------------------------------------
 
 @dataclass
@@ -246,14 +149,6 @@ class ArmRule:
 
 
 @dataclass
-class Ranking:
-    arm: str
-    by: str
-    metric: str
-    rows: list[dict[str, Any]]
-
-
-@dataclass
 class RuleBlock:
     index: int
     kind: str
@@ -262,8 +157,9 @@ class RuleBlock:
     results: list[ArmRule]
     figure: str | None
     note: str | None
-    rankings: list[Ranking] = field(default_factory=list)
+    rankings: list[figures.Ranking] = field(default_factory=list)
     same_as: int | None = None
+    caption: str = ""
 
 
 @dataclass
@@ -332,42 +228,83 @@ def _load_spec(tasks_root: Path, task_id: str,
     return cache[task_id]
 
 
-def _rule_fields(task: LoadedTask | None, record: dict[str, Any]) -> tuple[list[dict[str, Any]],
-                                                                            str | None]:
-    """The claim's rule fields: from the spec when its rules match the record's (same kinds and
-    metrics, in order), else from the record's rule results (without ``where``)."""
-    recorded = record["claim"].get("rules") or []
+@dataclass
+class SpecView:
+    """The words of the spec a record ran: the current spec's snapshot when ``tasks/`` holds
+    it (``task``), else the stored snapshot of the record's spec hash; ``fields`` is ``None``
+    when neither is there."""
+
+    fields: dict[str, Any] | None
+    task: LoadedTask | None = None
+    note: str | None = None
+    stored: bool = False
+
+
+def _view(tasks_root: Path, records_dir: Path, record: dict[str, Any],
+          specs: dict[str, tuple[LoadedTask | None, str | None]],
+          snapshots: dict[str, dict[str, Any]]) -> SpecView:
+    task_id = str(record["task_id"])
+    task, note = _load_spec(tasks_root, task_id, specs) if tasks_root.is_dir() else (None, None)
     if task is not None:
-        specs = [r.model_dump() for r in task.rules]
-        same = len(specs) == len(recorded) and all(
-            s["rule"] == r.get("rule") and s["metric"] == r.get("metric")
-            for s, r in zip(specs, recorded, strict=True))
-        if same or not recorded:
-            return specs, None
+        key = f"task:{task.sha256}"
+        if key not in snapshots:
+            snapshots[key] = snapshot(task)
+        return SpecView(snapshots[key], task)
+    sha = str(record.get("spec_sha256"))
+    if sha not in snapshots:
+        snapshots[sha] = load_snapshot(records_dir, sha) or {}
+    if snapshots[sha]:
+        return SpecView(snapshots[sha], None, None, stored=True)
+    return SpecView(None, None, note or "no spec file and no stored snapshot of the record's "
+                                        "spec: the words below come from the record alone")
+
+
+def _without_words(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k != "description"}
+
+
+def _rule_fields(view: SpecView, record: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                   list[str], str | None]:
+    """The claim's rule fields and descriptions: each recorded rule's own ``spec`` and
+    ``description``; for records without them the spec's rules when they match the record's
+    (same kinds and metrics, in order), else the record's rule results (without ``where``)."""
+    recorded = record["claim"].get("rules") or []
+    specs = [r for r in (view.fields or {}).get("rules") or [] if isinstance(r, dict)]
+    if recorded and all(isinstance(r.get("spec"), dict) for r in recorded):
+        fields = [dict(r["spec"]) for r in recorded]
+        words = [str(r.get("description") or describe(f)) for r, f in zip(recorded, fields,
+                                                                            strict=True)]
+        return fields, words, None
+    same = len(specs) == len(recorded) and all(
+        s.get("rule") == r.get("rule") and s.get("metric") == r.get("metric")
+        for s, r in zip(specs, recorded, strict=True))
+    if specs and (same or not recorded):
+        return ([_without_words(s) for s in specs],
+                [str(s.get("description") or describe(_without_words(s))) for s in specs], None)
     fields = [{"rule": r.get("rule"), "metric": r.get("metric"), **(r.get("detail") or {}),
                "where": {}} for r in recorded]
-    return fields, ("the rules below are read from the record (the current spec's rules differ or "
-                    "the spec is missing); figures do not apply the rules' row filters")
+    return fields, [describe(f) for f in fields], (
+        "the rules below are read from the record's results (the record carries no rule "
+        "fields and the spec's rules differ or are missing); figures do not apply the rules' "
+        "row filters")
 
 
-def _control_where(task: LoadedTask | None, fields: dict[str, Any],
+def _control_where(view: SpecView, fields: dict[str, Any],
                    index: int) -> dict[str, dict[str, Any]]:
     """Row filters of controls whose own rule matching the claim's rule ``index`` (the same
     position, else the first of the same kind, metric and ``along``/``by``) filters differently
     from the claim's."""
-    if task is None:
-        return {}
     where = fields.get("where") or {}
     key = (fields.get("rule"), fields.get("metric"), fields.get("along"), fields.get("by"))
     found = {}
-    for control, rules in zip(task.spec.controls, task.control_rules, strict=True):
-        dumped = [r.model_dump() for r in rules]
+    for control in (view.fields or {}).get("controls") or []:
+        dumped = [_without_words(r) for r in control.get("rules") or []]
         same = [r for r in dumped
-                if (r["rule"], r["metric"], r.get("along"), r.get("by")) == key]
+                if (r.get("rule"), r.get("metric"), r.get("along"), r.get("by")) == key]
         at = dumped[index] if index < len(dumped) and dumped[index] in same else None
         match = at or (same[0] if same else None)
         if match is not None and (match.get("where") or {}) != where:
-            found[control.name] = dict(match.get("where") or {})
+            found[str(control.get("name"))] = dict(match.get("where") or {})
     return found
 
 
@@ -388,10 +325,10 @@ def _arm_rule_row(arm_name: str, result: dict[str, Any]) -> ArmRule:
                    str(result.get("summary", "")))
 
 
-def _references(task: LoadedTask | None) -> list[figures.Reference]:
-    if task is None:
-        return []
-    return [figures.Reference(r.label, r.value, r.metric, dict(r.at)) for r in task.spec.reference]
+def _references(view: SpecView) -> list[figures.Reference]:
+    return [figures.Reference(str(r.get("label")), r.get("value"), r.get("metric"),
+                              dict(r.get("at") or {}))
+            for r in (view.fields or {}).get("reference") or [] if isinstance(r, dict)]
 
 
 def _table(record: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
@@ -401,80 +338,80 @@ def _table(record: dict[str, Any]) -> tuple[pd.DataFrame, str | None]:
         return pd.DataFrame(), f"the record's measurement table cannot be read ({exc})"
 
 
-def _rankings(table: pd.DataFrame, rule: figures.PlotRule, arms: list[str]) -> list[Ranking]:
-    """The methods ranking of a ``compare`` rule: every value of its ``by`` column, per arm,
-    by mean metric."""
-    by = rule.fields.get("by")
-    if rule.kind != "compare" or not by:
-        return []
-    rankings = []
-    for arm in arms:
-        try:
-            means = figures.group_means(table, arm, rule.metric, str(by), rule.where_of(arm))
-        except LookupError:
-            continue
-        rows = [{"rank": j + 1, "value": r.by, "mean": fmt(r.mean), "sd": fmt(r.sd),
-                 "n": int(r.n)} for j, r in enumerate(means.itertuples())]
-        rankings.append(Ranking(arm, str(by), rule.metric, rows))
-    return rankings
+def _code_hash(figure: Any) -> str:
+    """The hash of the source file of a rule's figure function (part of a figure's cache key)."""
+    try:
+        return hashlib.sha256(Path(inspect.getsourcefile(figure) or "").read_bytes()).hexdigest()
+    except (OSError, TypeError):
+        return ""
 
 
-def _rule_blocks(record: dict[str, Any], task: LoadedTask | None, table: pd.DataFrame,
+def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
                  cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
                                                                    str | None]:
-    """One block per claim rule: the rule in words, each arm's result, its figure (drawn once
-    for rules reading the same rows) and, for ``compare`` rules, the methods ranking."""
+    """One block per claim rule: the rule in words, each arm's result, the figure the rule
+    draws (shared by rules whose figures have the same key) and the tables it adds."""
     arms = [record["claim"], *(record.get("controls") or [])]
     arm_names = [str(a.get("name")) for a in arms]
     present = set(table["arm"].astype(str)) if "arm" in table.columns else set()
     plotted = [a for a in arm_names if a in present]
-    fields_list, note = _rule_fields(task, record)
-    spec_rules = note is None
-    references = _references(task)
+    fields_list, words, note = _rule_fields(view, record)
+    references = _references(view)
     drawn: dict[str, RuleBlock] = {}
     blocks = []
-    for i, fields in enumerate(fields_list):
+    for i, (fields, text) in enumerate(zip(fields_list, words, strict=True)):
         kind, metric = str(fields.get("rule")), str(fields.get("metric"))
         results = {str(a.get("name")): r for a in arms
                    if (r := _arm_rule(a, kind, metric, i)) is not None}
         rule = figures.PlotRule(kind, metric, dict(fields.get("where") or {}), fields, results,
                                 str(fields.get("label") or ""),
-                                _control_where(task, fields, i) if spec_rules else {})
+                                _control_where(view, fields, i) if note is None else {})
         block = RuleBlock(index=i, kind=kind, label=rule.label or f"{kind} on {metric}",
-                          words=describe_rule(fields),
-                          results=[_arm_rule_row(a, results[a]) for a in arm_names
-                                   if a in results], figure=None, note=None)
-        same = json.dumps([kind, metric, rule.where, rule.arm_where, fields.get("along"),
-                           fields.get("by")], sort_keys=True, default=str)
-        if kind in ("threshold", "probability"):
-            same += f"#{i}"  # drawn from each rule's own results, never shared
-        if same in drawn:
-            first = drawn[same]
+                          words=text, results=[_arm_rule_row(a, results[a]) for a in arm_names
+                                               if a in results], figure=None, note=None)
+        entry = rule_entry(kind)
+        figure = getattr(entry, "figure", None)
+        name = f"{stem}.rule{i}.svg"
+        request = figures.FigureRequest(table, rule, plotted, references,
+                                         cache.staging / folder / name, index=i)
+        shared: list[RuleBlock] = []
+
+        def once(key: Any, drawing: figures.Drawing, block: RuleBlock = block, name: str = name,
+                 rule: figures.PlotRule = rule, shared: list[RuleBlock] = shared,
+                 figure: Any = figure) -> str | None:
+            text_key = json.dumps(key, sort_keys=True, default=str)
+            if text_key in drawn:
+                shared.append(drawn[text_key])
+                return drawn[text_key].note
+            drawn[text_key] = block
+            inputs = [record.get("run_id"), key, rule.fields, rule.arm_where, plotted,
+                      [vars(r) for r in references], _code_hash(figure)]
+            return cache.draw(f"{folder}/{name}", inputs, drawing)
+
+        request.draw_once = once
+        block.note = (figures.rule_figure(request, figure) if plotted
+                      else "no figure: the record has no measurement table")
+        block.caption = request.caption
+        if shared:
+            first = shared[0]
             block.figure, block.note, block.same_as = first.figure, first.note, first.index + 1
         else:
-            name = f"{stem}.rule{i}.svg"
-            inputs = [record.get("run_id"), fields, rule.arm_where, plotted,
-                      [vars(r) for r in references]]
-            block.note = (cache.draw(f"{folder}/{name}", inputs, lambda path, rule=rule:
-                                     figures.rule_figure(table, rule, plotted, references, path))
-                          if plotted else "no figure: the record has no measurement table")
             block.figure = None if block.note else name
-            block.rankings = _rankings(table, rule, plotted)
-            drawn[same] = block
+            block.rankings = request.rankings
         blocks.append(block)
     return blocks, note
 
 
-def _controls(record: dict[str, Any], task: LoadedTask | None) -> list[ControlRow]:
-    specs = {c.name: c for c in task.spec.controls} if task is not None else {}
+def _controls(record: dict[str, Any], view: SpecView) -> list[ControlRow]:
+    specs = {str(c.get("name")): c for c in (view.fields or {}).get("controls") or []}
     rows = []
     for c in record.get("controls") or []:
         spec = specs.get(str(c.get("name")))
         required = c.get("required_verdict")
         rows.append(ControlRow(
             name=str(c.get("name")),
-            description=spec.description.strip() if spec else "",
-            override=json.dumps(spec.override, ensure_ascii=False) if spec else "",
+            description=str(spec.get("description") or "").strip() if spec else "",
+            override=json.dumps(spec.get("override"), ensure_ascii=False) if spec else "",
             required=str(required) + (f" on rule {c['breaks']}" if c.get("breaks") else ""),
             verdict=str(c.get("verdict")) + (f" (rule {c['breaks']}: {c.get('breaks_decision')})"
                                              if c.get("breaks") else ""),
@@ -491,12 +428,14 @@ def _strip(runs: pd.DataFrame) -> list[dict[str, Any]]:
             for r in runs.tail(STRIP_LENGTH).itertuples()]
 
 
-def _provenance(record: dict[str, Any], task: LoadedTask | None) -> list[tuple[str, str]]:
+def _provenance(record: dict[str, Any], view: SpecView) -> list[tuple[str, str]]:
     env = record.get("environment") or {}
     spec_note = ""
-    if task is not None:
-        spec_note = (" (the current spec file is identical)" if task.sha256 ==
+    if view.task is not None:
+        spec_note = (" (the current spec file is identical)" if view.task.sha256 ==
                      record.get("spec_sha256") else " (the spec file has changed since this run)")
+    elif view.stored:
+        spec_note = " (its words are read from the spec store beside the records)"
     items = [
         ("run id", str(record.get("run_id"))),
         ("suite", str(record.get("suite") or "-")),
@@ -505,7 +444,7 @@ def _provenance(record: dict[str, Any], task: LoadedTask | None) -> list[tuple[s
         ("wall time", f"{fmt(record.get('wall_s'))} s"),
         ("seeds", ", ".join(map(str, record.get("seeds") or []))),
         ("device", str(record.get("device"))),
-        ("spec", f"{record.get('spec_path')} v{record.get('task_version')}"),
+        ("spec", f"{_relative_spec(record.get('spec_path'))} v{record.get('task_version')}"),
         ("spec sha256", str(record.get("spec_sha256")) + spec_note),
         ("git commit", f"{env.get('git_commit') or 'none'}"
                        + (" (with uncommitted changes)" if env.get("git_dirty") else "")),
@@ -513,6 +452,37 @@ def _provenance(record: dict[str, Any], task: LoadedTask | None) -> list[tuple[s
     ]
     items += [(k, str(v)) for k, v in env.items() if k not in ("git_commit", "git_dirty")]
     return items
+
+
+def _relative_spec(path: Any) -> str:
+    """A record's spec path relative to the task root (older records stored it absolute)."""
+    parts = Path(str(path or "-")).parts
+    return "/".join(parts[-2:])
+
+
+def _downloads(record: dict[str, Any], table: pd.DataFrame, staging: Path,
+               replications: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Copy the record (and its replications' records) into ``data/`` and write its measurement
+    table as CSV there; the links, relative to the site root."""
+    data = staging / "data"
+    data.mkdir(exist_ok=True)
+    links = []
+    for rec, what in [(record, "record")] + [(r, "replication record") for r in replications]:
+        source = Path(str(rec.get("_path", "")))
+        if not source.is_file():
+            continue
+        target = data / source.name
+        if not target.exists():
+            shutil.copyfile(source, target)
+        links.append({"label": f"{what} {str(rec.get('run_id'))[:12]} (JSON)",
+                      "href": f"data/{source.name}"})
+        if rec is record and not table.empty:
+            csv = data / f"{source.stem}.table.csv"
+            if not csv.exists():
+                table.to_csv(csv, index=False)
+            links.append({"label": f"measurement table, {len(table)} rows (CSV)",
+                          "href": f"data/{csv.name}"})
+    return links
 
 
 def _cell_rows(cells: pd.DataFrame, task_id: str, profile: str) -> tuple[list[str], list[dict]]:
@@ -541,31 +511,31 @@ def _unique(values: Iterable[str]) -> list[str]:
 
 
 def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, Any],
-                task: LoadedTask | None, spec_note: str | None, runs: pd.DataFrame,
-                cells: pd.DataFrame, profiles: list[str], common: dict[str, Any],
-                page_statuses: list[str] | None = None,
-                replications: list[dict[str, Any]] | None = None) -> str:
+                view: SpecView, runs: pd.DataFrame, cells: pd.DataFrame, profiles: list[str],
+                common: dict[str, Any], page_statuses: list[str] | None = None,
+                replicas: list[dict[str, Any]] | None = None) -> str:
     task_id, profile = str(record["task_id"]), str(record["profile"])
     rel = page_path(task_id, profile)
     target = cache.staging / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     folder, stem = str(Path(rel).parent), Path(rel).name.removesuffix(".html")
     table, table_note = _table(record)
-    blocks, rules_note = _rule_blocks(record, task, table, cache, folder, stem)
+    blocks, rules_note = _rule_blocks(record, view, table, cache, folder, stem)
     history = series(runs, task_id, profile)
     history_name = f"{stem}.history.svg"
     history_note = cache.draw(f"{folder}/{history_name}", list(history["run_id"]),
                               lambda path: figures.history_figure(history, path))
     cell_columns, cell_rows = _cell_rows(cells, task_id, profile)
-    spec = task.spec if task is not None else None
     html = env.get_template("claim.html.j2").render(
-        **common, root="../../", record=record, spec=spec, spec_note=spec_note,
+        **common, root="../../", record=record, spec=view.fields, spec_note=view.note,
         table_note=table_note, rules_note=rules_note, blocks=blocks,
-        controls=_controls(record, task), history=history.iloc[::-1].to_dict("records"),
+        controls=_controls(record, view), history=history.iloc[::-1].to_dict("records"),
         history_figure=None if history_note else history_name, history_note=history_note,
-        cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, task),
+        cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, view),
         others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
-        n_rows=len(table), statuses=page_statuses or [], replications=replications or [],
+        n_rows=len(table), statuses=page_statuses or [],
+        replications=_replication_rows(record, replicas or []),
+        downloads=_downloads(record, table, cache.staging, replicas or []),
         controls_all_ok=controls_ok(record))
     target.write_text(html)
     return rel
@@ -574,7 +544,7 @@ def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, A
 def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str,
                row_statuses: list[str]) -> IndexRow:
     rules = record["claim"].get("rules") or []
-    first = rules[0] if rules else {}
+    first = headline(record)
     controls = record.get("controls") or []
     ok = sum(1 for c in controls if control_ok(c))
     effect = first.get("effect")
@@ -595,34 +565,45 @@ def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str,
         decisions=sum(len(a.get("rules") or []) for a in [record["claim"], *controls]))
 
 
-def _unmeasured_row(task: LoadedTask, profile: str) -> IndexRow:
-    """A (task, profile) of the specs with no record at all."""
+def _unmeasured_row(spec: dict[str, Any], profile: str) -> IndexRow:
+    """A (task, profile) of a spec (current or stored) with no record at all."""
     nan = float("nan")
+    task_id = str(spec.get("id"))
     return IndexRow(
-        task_id=task.spec.id, profile=profile, family=task.spec.family, title=task.spec.title,
-        tags=list(task.spec.tags), verdict="unmeasured", validated=False, expected=None,
-        effect=nan, effect_text="-", interval_text="", rule_text="", controls_ok=0,
-        controls_n=len(task.spec.controls), wall_s=nan, started="", href="", strip=[],
-        statuses=["unmeasured"], out_of_regime=task.spec.out_of_regime)
+        task_id=task_id, profile=profile, family=str(spec.get("family") or
+                                                       task_id.split("/")[0]),
+        title=str(spec.get("title")), tags=[str(t) for t in spec.get("tags") or []],
+        verdict="unmeasured", validated=False, expected=None, effect=nan, effect_text="-",
+        interval_text="", rule_text="", controls_ok=0,
+        controls_n=len(spec.get("controls") or []), wall_s=nan, started="", href="", strip=[],
+        statuses=["unmeasured"], out_of_regime=spec.get("out_of_regime"))
 
 
-def _published(task: LoadedTask | None, profile: str,
-               by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The record the spec publishes for ``profile``, when it exists and measured it."""
-    if task is None:
-        return None
-    entry = task.spec.expected_verdict.get(profile)  # type: ignore[call-overload]
-    rec = by_id.get(entry.record) if entry is not None else None
-    if rec is None or rec.get("task_id") != task.spec.id or rec.get("profile") != profile:
+def _published(view: SpecView, task_id: str, profile: str, by_id: dict[str, dict[str, Any]],
+               adopted: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any] | None:
+    """The record published for ``profile``: the one the current spec names when ``tasks/``
+    holds it, else the latest adoption in the log; ``None`` when it is missing or measured
+    something else."""
+    if view.task is not None:
+        entry = view.task.spec.expected_verdict.get(profile)  # type: ignore[call-overload]
+        run_id = entry.record if entry is not None else None
+    else:
+        run_id = (adopted.get((task_id, profile)) or {}).get("record")
+    rec = by_id.get(str(run_id)) if run_id is not None else None
+    if rec is None or rec.get("task_id") != task_id or rec.get("profile") != profile:
         return None
     return rec
 
 
-def _replication_rows(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict]:
-    """Replication records of the same task and profile, newest first, for the claim page."""
-    reps = [r for r in records if record_purpose(r) == "replication"
+def _replicas(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replication records of the same task and profile, oldest first."""
+    return [r for r in records if record_purpose(r) == "replication"
             and r.get("task_id") == record.get("task_id")
             and r.get("profile") == record.get("profile")]
+
+
+def _replication_rows(record: dict[str, Any], reps: list[dict[str, Any]]) -> list[dict]:
+    """The replication records ``reps``, newest first, for the claim page."""
     return [{"started": str(r.get("started")), "seed_offset": r.get("seed_offset"),
              "n_seeds": len(r.get("seeds") or []), "verdict": str(r.get("verdict")),
              "controls_ok": controls_ok(r),
@@ -727,9 +708,10 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
                tasks_root: Path | None = None) -> Site:
     """Render the site from every record under ``records_dir`` (default ``results/runs``)
     into ``out_dir`` (default ``results/site``), with words from the specs under
-    ``tasks_root`` (default ``tasks/``)."""
+    ``tasks_root`` (default ``tasks/``) when there, else from the spec store."""
     skipped: list[str] = []
-    records = load_records(records_dir or runs_dir(), skipped)
+    records_dir = records_dir or runs_dir()
+    records = load_records(records_dir, skipped)
     given = Path(out_dir or site_dir())
     out = given.parent.resolve() / given.name  # the link itself, not where it points
     tasks_root = tasks_root or tasks_dir()
@@ -739,7 +721,7 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
     try:
-        pages, notes = _render(records, FigureCache(out, staging), tasks_root)
+        pages, notes = _render(records, FigureCache(out, staging), tasks_root, records_dir)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -747,8 +729,8 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     return Site(out, len(records), pages, skipped + notes)
 
 
-def _render(records: list[dict[str, Any]], cache: FigureCache,
-            tasks_root: Path) -> tuple[list[str], list[str]]:
+def _render(records: list[dict[str, Any]], cache: FigureCache, tasks_root: Path,
+            records_dir: Path) -> tuple[list[str], list[str]]:
     env, staging = environment(), cache.staging
     # Rows, pages and history come from runs of the published block; pilots and replications
     # only feed the replication status.
@@ -764,31 +746,43 @@ def _render(records: list[dict[str, Any]], cache: FigureCache,
     common = {"as_of": as_of, "n_records": len(all_records),
               "has_calibration": calibration is not None}
     specs: dict[str, tuple[LoadedTask | None, str | None]] = {}
+    snapshots: dict[str, dict[str, Any]] = {}
+    adopted = adoptions(records_dir)
     pages, notes, rows = [], [], []
     shown: dict[str, list[dict[str, Any]]] = {}
+    views: dict[str, SpecView] = {}
     for (task_id, profile), latest_record in latest.items():
-        task, spec_note = _load_spec(tasks_root, task_id, specs)
-        if spec_note:
-            notes.append(f"{task_id}: {spec_note}")
-        published = _published(task, profile, by_id)
+        view = _view(tasks_root, records_dir, latest_record, specs, snapshots)
+        if view.note:
+            notes.append(f"{task_id}: {view.note}")
+        published = _published(view, task_id, profile, by_id, adopted)
         record = published or latest_record
+        if record is not latest_record:
+            view = _view(tasks_root, records_dir, record, specs, snapshots)
+        views[task_id] = view
         replication = replication_of(record, all_records) if published else None
         row_statuses = statuses(record, published is not None, replication)
-        rel = _claim_page(env, cache, record, task, spec_note, runs, cells,
-                          profiles_of[task_id], common, row_statuses,
-                          _replication_rows(record, all_records))
+        rel = _claim_page(env, cache, record, view, runs, cells, profiles_of[task_id], common,
+                          row_statuses, _replicas(record, all_records))
         pages.append(rel)
         rows.append(_index_row(record, runs, rel, row_statuses))
         if published is not None:
             shown.setdefault(profile, []).append(record)
+    listed = set(latest)
     for path in task_paths(tasks_root) if tasks_root.is_dir() else []:
         task, _ = _load_spec(tasks_root, path.relative_to(tasks_root).with_suffix("").as_posix(),
                              specs)
         if task is None:
             continue
         for profile in task.spec.profiles:
-            if (task.spec.id, profile) not in latest:
-                rows.append(_unmeasured_row(task, profile))
+            if (task.spec.id, profile) not in listed:
+                listed.add((task.spec.id, profile))
+                rows.append(_unmeasured_row(snapshot(task), profile))
+    for task_id, view in views.items():  # no spec file: the profiles of the stored spec
+        for profile in (view.fields or {}).get("profiles") or {} if view.stored else ():
+            if (task_id, str(profile)) not in listed:
+                listed.add((task_id, str(profile)))
+                rows.append(_unmeasured_row(view.fields or {}, str(profile)))
     rows.sort(key=lambda r: (r.task_id, r.profile))
     profiles = _unique(r.profile for r in rows)
     summaries = [profile_summary(p, shown.get(p, [])) for p in profiles]

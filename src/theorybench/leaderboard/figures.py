@@ -1,49 +1,60 @@
 """Figures of the leaderboard, drawn from a record's measurement table and rule results.
 
-* ``trend``, ``peak``, ``rate``, ``degree`` rules: the rule's metric (rows filtered by the rule's
-  ``where``) against its ``along`` column, one line per arm (the claim and each control): the
-  mean over seeds of each seed's mean at a level, with a band of ± one standard deviation over
-  seeds. The prediction is drawn on top: an arrow for a trend's direction, the claimed window
-  for a peak, and the paper's reference values when the spec has them.
-* ``compare`` rules (the methods ranking): the metric's mean per value of the rule's ``by``
-  column, per arm, sorted, with ± one standard deviation over seeds of the per-seed means.
-* ``threshold`` and ``probability`` rules: each arm's per-seed values (or the fraction with its
-  interval) against the claimed value; the rule's estimate is drawn on the metric's axis only
-  when it is in the metric's units (mean form without the sign-test fallback, or probability).
-* History: the effect with its interval, coloured by verdict, and the wall time of each run.
+Each decision rule draws its own figure: its registry entry's ``figure(request)`` receives a
+:class:`FigureRequest` (the table, the rule, the arms, the paper's reference values, where to
+write) and returns ``None`` when it drew, or a note saying why not. It may set the request's
+``caption`` and ``rankings`` (tables shown under the figure), and draws through
+:meth:`FigureRequest.draw` with a key naming what the figure shows: rules of one page whose
+figures have the same key share one figure. The helpers here know no rule by name:
 
-Each ``*_figure`` function writes one SVG and returns ``None``, or returns a note saying why it
-drew nothing (a missing column, a non-numeric sweep): a strange table never stops the site.
+* :func:`curve_figure`: the metric (rows filtered by the rule's ``where``) along a column, one
+  line per arm (the claim and each control): the mean over seeds of each seed's mean at a level,
+  with a band of ± one standard deviation over seeds; the rule's prediction and the paper's
+  reference values on top;
+* :func:`ranking_figure` and :func:`ranking_tables`: the metric's mean per value of a column,
+  per arm, sorted, with ± one standard deviation over seeds of the per-seed means;
+* :func:`values_figure`: each arm's per-seed values, and the rule's estimate with its interval
+  when the rule says it is in the metric's units, against the claimed value;
+* :func:`history_figure`: the effect with its interval, coloured by verdict, and the wall time
+  of each run.
+
+Figures are ``matplotlib.figure.Figure`` objects written as SVG (no pyplot, no global backend):
+a strange table never stops the site, it gets a note.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullLocator
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
+from theorybench.numbers import fmt
 
 VERDICT_COLOR = {
     "holds": "#2e7d32", "refuted": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a",
 }
-CURVE_RULES = ("trend", "peak", "rate", "degree")
+PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3",
+           "#8C8C8C", "#CCB974", "#64B5CD")  # seaborn's "deep"
 RC = {
     "text.parse_math": False,  # spec strings are text, never mathtext
     "svg.hashsalt": "theorybench",
     "svg.fonttype": "none",  # text stays text: smaller files, faster to write
     "font.size": 9,
 }
-
+CURVE_CAPTION = ("Lines: mean over seeds; bands: ± one standard deviation over seeds; one line "
+                 "per arm (the claim and its controls); grey: the prediction.")
+RANKING_CAPTION = ("Mean of each seed's mean per value, ± one standard deviation over seeds; "
+                   "blue: the values the rule compares.")
+VALUES_CAPTION = ("Dots: per-seed values; diamond: the rule's estimate with its interval, drawn "
+                  "only when it is in the metric's units; otherwise the estimate is given beside "
+                  "the arm; dashed: the claimed value.")
 
 @dataclass
 class PlotRule:
@@ -73,6 +84,50 @@ class Reference:
     value: Any
     metric: str | None
     at: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Ranking:
+    """A table of one arm's mean metric per value of a column, best (lowest) first."""
+
+    arm: str
+    by: str
+    metric: str
+    rows: list[dict[str, Any]]
+
+
+Drawing = Callable[[Path], "str | None"]
+
+
+@dataclass
+class FigureRequest:
+    """What a rule's ``figure`` function gets: the record's measurement ``table``, the ``rule``
+    (fields, each arm's result, row filters), the ``arms`` present in the table, the paper's
+    ``references``, the ``path`` of the SVG to write and the rule's ``index`` on the page. The
+    function may set ``caption`` and ``rankings``."""
+
+    table: pd.DataFrame
+    rule: PlotRule
+    arms: list[str]
+    references: list[Reference]
+    path: Path
+    index: int = 0
+    caption: str = ""
+    rankings: list[Ranking] = field(default_factory=list)
+    draw_once: Callable[[Any, Drawing], str | None] | None = None
+
+    def rows_key(self, *names: str) -> list[Any]:
+        """A figure key of the rows a figure reads: the metric, the row filters and the rule's
+        fields ``names`` (a figure drawn from these alone may be shared)."""
+        rule = self.rule
+        return [rule.metric, rule.where, rule.arm_where, *(rule.fields.get(n) for n in names)]
+
+    def draw(self, key: Any, drawing: Drawing) -> str | None:
+        """``drawing(path)``, or the figure an earlier rule of the page drew under the same
+        ``key`` (the build supplies ``draw_once``); the note, ``None`` when there is a figure."""
+        if self.draw_once is None:
+            return drawing(self.path)
+        return self.draw_once(key, drawing)
 
 
 def _filtered(table: pd.DataFrame, arm: str, where: dict[str, Any], *needed: str) -> pd.DataFrame:
@@ -120,38 +175,19 @@ def group_means(table: pd.DataFrame, arm: str, metric: str, by: str,
 
 
 def _palette(arms: list[str]) -> dict[str, Any]:
-    colors = sns.color_palette("deep", max(len(arms), 1))
-    return dict(zip(arms, colors, strict=False))
+    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}
 
 
 def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _new_axes(width: float = 6.0, height: float = 3.6) -> tuple[Figure, Any]:
-    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.subplots()
     ax.grid(True, alpha=0.3)
     return fig, ax
-
-
-def _draw_prediction(ax: Any, rule: PlotRule) -> None:
-    if rule.kind == "trend":
-        up = rule.fields.get("direction") == "increasing"
-        ax.annotate("", xy=(0.98, 0.96 if up else 0.78), xytext=(0.84, 0.78 if up else 0.96),
-                    xycoords="axes fraction",
-                    arrowprops={"arrowstyle": "-|>", "color": "0.45", "lw": 1.5})
-        ax.plot([], [], color="0.45", lw=1.5,
-                label=f"predicted: {rule.fields.get('direction')} in {rule.fields.get('along')} "
-                      f"({'↗' if up else '↘'}, top right)")
-    elif rule.kind == "peak" and rule.fields.get("window"):
-        lo, hi = (float(v) for v in rule.fields["window"])
-        ax.axvspan(lo, hi, color="0.6", alpha=0.18, label="predicted peak window")
-    elif rule.kind == "rate":
-        ax.plot([], [], ls="", label="predicted: geometric decay (straight on a log axis)")
-    elif rule.kind == "degree":
-        ax.plot([], [], ls="", label=f"claimed: degree ≤ {rule.fields.get('max_degree')}")
 
 
 def _level_ticks(ax: Any, levels: np.ndarray) -> None:
@@ -178,22 +214,23 @@ def _draw_references(ax: Any, references: list[Reference], metric: str, along: s
             ax.axhline(value, color="black", ls=":", lw=1.2, label=f"paper: {ref.label}")
 
 
-def curve_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
-                 references: list[Reference], path: Path) -> str | None:
-    """The measured curve of each arm along the rule's ``along`` column, with seed bands."""
-    along = rule.fields.get("along")
-    if not along:
-        return "no figure: the rule names no `along` column"
+def curve_figure(request: FigureRequest, along: str, *,
+                 prediction: Callable[[Any], None] | None = None, log_x: bool = False,
+                 log_y: bool = False) -> str | None:
+    """The measured curve of each arm along ``along``, with seed bands; ``prediction(ax)``
+    draws the rule's prediction; the x axis is logarithmic when ``log_x`` or the levels span
+    a factor of 20 or more, the y axis when ``log_y`` and every mean is positive."""
+    rule, arms = request.rule, request.arms
     curves = {}
     for arm in arms:
-        curve = level_curve(table, arm, rule.metric, str(along), rule.where_of(arm))
+        curve = level_curve(request.table, arm, rule.metric, along, rule.where_of(arm))
         if not curve.empty:
             curves[arm] = curve
     if not curves:
         return f"no figure: no finite numeric values of {rule.metric!r} along {along!r}"
     levels = np.concatenate([c["level"].to_numpy() for c in curves.values()])
     colors = _palette(arms)
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         fig, ax = _new_axes()
         for arm, curve in curves.items():
             x, y, sd = curve["level"], curve["mean"], curve["sd"]
@@ -204,44 +241,54 @@ def curve_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
                     lw=2 if arm == "claim" else 1.4)
             ax.fill_between(x, y - sd, y + sd, color=colors[arm], alpha=0.18, lw=0)
         positive = bool((levels > 0).all())
-        if positive and (rule.fields.get("log_along") or levels.max() / levels.min() >= 20):
+        if positive and (log_x or levels.max() / levels.min() >= 20):
             ax.set_xscale("log")
         means = np.concatenate([c["mean"].to_numpy() for c in curves.values()])
-        if rule.kind == "rate" and (means > 0).all():
+        if log_y and (means > 0).all():
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         _level_ticks(ax, levels)
-        _draw_prediction(ax, rule)
-        _draw_references(ax, references, rule.metric, str(along))
+        if prediction is not None:
+            prediction(ax)
+        _draw_references(ax, request.references, rule.metric, along)
         where = _where_text(rule.where)
-        ax.set_xlabel(str(along))
+        ax.set_xlabel(along)
         ax.set_ylabel(rule.metric + (f"  ({where})" if where else ""))
         ax.set_title(rule.label or f"{rule.kind}: {rule.metric} along {along}", loc="left")
         labels = ax.get_legend_handles_labels()[1]
         wide = max(map(len, labels), default=0) > 45
         fig.legend(fontsize=7, loc="outside lower center", ncols=1 if wide else 2, frameon=False)
-        _save(fig, path)
+        _save(fig, request.path)
     return None
 
 
-def ranking_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
-                   path: Path) -> str | None:
-    """Mean metric per value of the rule's ``by`` column, one panel per arm."""
-    by = rule.fields.get("by")
-    if not by:
-        return "no figure: the rule names no `by` column"
-    panels = {}
-    for arm in arms:
-        means = group_means(table, arm, rule.metric, str(by), rule.where_of(arm))
+def ranking_tables(request: FigureRequest, by: str) -> list[Ranking]:
+    """Per arm: every value of ``by`` with its mean metric, best (lowest) first."""
+    rule, rankings = request.rule, []
+    for arm in request.arms:
+        try:
+            means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
+        except LookupError:
+            continue
+        rows = [{"rank": j + 1, "value": r.by, "mean": fmt(r.mean), "sd": fmt(r.sd),
+                 "n": int(r.n)} for j, r in enumerate(means.itertuples())]
+        rankings.append(Ranking(arm, by, rule.metric, rows))
+    return rankings
+
+
+def ranking_figure(request: FigureRequest, by: str, highlight: set[str]) -> str | None:
+    """Mean metric per value of ``by``, one panel per arm; the values in ``highlight`` blue."""
+    rule, panels = request.rule, {}
+    for arm in request.arms:
+        means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
         if not means.empty:
             panels[arm] = means
     if not panels:
         return f"no figure: no finite values of {rule.metric!r} per {by!r}"
-    highlight = {str(rule.fields.get("a")), str(rule.fields.get("b"))}
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         height = 0.5 + 0.32 * max(len(m) for m in panels.values())
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.5, height + 1.0),
-                                 layout="constrained", squeeze=False)
+        fig = Figure(figsize=(3.2 * len(panels) + 1.5, height + 1.0), layout="constrained")
+        axes = fig.subplots(1, len(panels), squeeze=False)
         for ax, (arm, means) in zip(axes[0], panels.items(), strict=True):
             colors = ["#1565c0" if v in highlight else "0.65" for v in means["by"]]
             ax.barh(means["by"], means["mean"], xerr=means["sd"], color=colors, alpha=0.85,
@@ -250,36 +297,26 @@ def ranking_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
             ax.grid(True, axis="x", alpha=0.3)
             ax.set_title("claim" if arm == "claim" else f"control: {arm}", loc="left")
             ax.set_xlabel(rule.metric)
-        axes[0][0].set_ylabel(str(by))
+        axes[0][0].set_ylabel(by)
         fig.suptitle(rule.label or f"{rule.metric} per {by}", x=0.01, ha="left", fontsize=9)
-        _save(fig, path)
+        _save(fig, request.path)
     return None
 
 
-def effect_on_metric_axis(rule_kind: str, result: dict) -> bool:
-    """Whether a result's effect and interval are in the metric's units: always for
-    ``probability`` (a fraction of trials, the axis itself); for ``threshold`` only in the mean
-    form when the interval did not fall back to the sign test. A seeds-form threshold reports the
-    fraction of violating seeds and a sign-test fallback the fraction of seeds on the claimed
-    side, which do not belong on the metric's axis."""
-    if rule_kind == "probability":
-        return True
-    detail = result.get("detail") or {}
-    return (detail.get("form", "mean") == "mean"
-            and not str(detail.get("interval", "")).startswith("sign test"))
-
-
-def values_figure(rule: PlotRule, arms: list[str], path: Path) -> str | None:
-    """Per arm: the rule's per-seed values (threshold) or the measured fraction with its
-    interval (probability), against the claimed value. The effect and its interval are drawn
-    on the metric's axis only when they are in its units (see ``effect_on_metric_axis``);
-    otherwise the arm's label gives the fraction and its interval."""
+def values_figure(request: FigureRequest, *, on_axis: Callable[[dict[str, Any]], bool],
+                  off_axis_label: Callable[[dict[str, Any]], str], axis_note: str,
+                  claimed: str = "") -> str | None:
+    """Per arm: the rule's per-seed values (``detail.seed_value``) and, when ``on_axis(result)``,
+    its estimate with its interval, against the claimed ``value`` field; otherwise
+    ``off_axis_label(result)`` names the estimate beside the arm. ``axis_note`` follows the
+    metric's name on the x axis."""
+    rule = request.rule
     value = rule.fields.get("value")
-    arms = [a for a in arms if rule.arm_results.get(a)]
+    arms = [a for a in request.arms if rule.arm_results.get(a)]
     colors = _palette(arms)
     drawn = False
     labels: list[str] = []
-    with plt.rc_context(RC):
+    with matplotlib.rc_context(RC):
         fig, ax = _new_axes(5.0, 0.9 + 0.45 * len(arms))
         for i, arm in enumerate(arms):
             result = rule.arm_results[arm]
@@ -292,46 +329,37 @@ def values_figure(rule: PlotRule, arms: list[str], path: Path) -> str | None:
             effect = result.get("effect")
             low, high = result.get("ci_low"), result.get("ci_high")
             if effect is not None and low is not None and high is not None:
-                if effect_on_metric_axis(rule.kind, result):
+                effect, low, high = float(effect), float(low), float(high)
+                if on_axis(result):
                     ax.errorbar([effect], [i], xerr=[[effect - low], [high - effect]], fmt="D",
                                 color="black", ms=5, capsize=3)
                     drawn = True
                 else:
-                    what = ("violating" if (result.get("detail") or {}).get("form") == "seeds"
-                            else "agreeing")
-                    label += f"\n{what} {effect:.2g} [{low:.2g}, {high:.2g}]"
+                    label += f"\n{off_axis_label(result)} {effect:.2g} [{low:.2g}, {high:.2g}]"
             labels.append(label)
         if not drawn:
-            plt.close(fig)
             return "no figure: no arm has a result for this rule"
         if value is not None:
             ax.axvline(float(value), color="#c62828", ls="--", lw=1.2,
-                       label=f"claimed {rule.fields.get('op', '')} {value}")
+                       label=claimed or f"claimed {value}")
             ax.legend(fontsize=7, frameon=False, loc="best")
         ax.set_yticks(range(len(arms)), labels)
         ax.set_ylim(len(arms) - 0.5, -0.5)
-        on_axis = any(effect_on_metric_axis(rule.kind, rule.arm_results[a]) for a in arms)
-        ax.set_xlabel(rule.metric + (" (fraction of trials)" if rule.kind == "probability"
-                                     else " (per seed; ◆ mean with interval)" if on_axis
-                                     else " (per seed)"))
+        ax.set_xlabel(f"{rule.metric} {axis_note}".strip())
         ax.set_title(rule.label or f"{rule.kind}: {rule.metric}", loc="left")
-        _save(fig, path)
+        _save(fig, request.path)
     return None
 
 
-def rule_figure(table: pd.DataFrame, rule: PlotRule, arms: list[str],
-                references: list[Reference], path: Path) -> str | None:
-    """The figure for one rule; a note instead of a figure when the table cannot give one."""
+def rule_figure(request: FigureRequest, figure: Callable[[FigureRequest], str | None] | None
+                ) -> str | None:
+    """The rule's ``figure(request)``; a note instead of a figure when the rule draws none or
+    the table cannot give one."""
+    if figure is None:
+        return f"no figure for a {request.rule.kind!r} rule"
     try:
-        if rule.kind == "compare":
-            return ranking_figure(table, rule, arms, path)
-        if rule.kind in ("threshold", "probability"):
-            return values_figure(rule, arms, path)
-        if rule.fields.get("along"):
-            return curve_figure(table, rule, arms, references, path)
-        return f"no figure for a {rule.kind!r} rule"
+        return figure(request)
     except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
-        plt.close("all")
         return f"no figure: {type(exc).__name__}: {exc}"
 
 
@@ -341,9 +369,9 @@ def history_figure(runs: pd.DataFrame, path: Path) -> str | None:
     if runs.empty:
         return "no runs"
     try:
-        with plt.rc_context(RC):
-            fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.0, 3.8), sharex=True,
-                                              layout="constrained")
+        with matplotlib.rc_context(RC):
+            fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+            top, bottom = fig.subplots(2, 1, sharex=True)
             x = np.arange(len(runs))
             effect = runs["effect"].to_numpy(dtype=float)
             low = runs["ci_low"].to_numpy(dtype=float)
@@ -370,6 +398,5 @@ def history_figure(runs: pd.DataFrame, path: Path) -> str | None:
                           loc="left")
             _save(fig, path)
     except Exception as exc:  # noqa: BLE001  (history is informative; never fail the site)
-        plt.close("all")
         return f"no figure: {type(exc).__name__}: {exc}"
     return None

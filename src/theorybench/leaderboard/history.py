@@ -11,19 +11,12 @@ different machines are never mistaken for a regression.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
-from theorybench.status import control_ok, record_purpose
-
-VERDICTS: tuple[str, ...] = ("holds", "inconclusive", "refuted", "error")
-
-#: A verdict as a number, for asv's ``track_`` benchmarks and plots: error has no value.
-VERDICT_NUMBER: dict[str, float] = {
-    "holds": 1.0, "inconclusive": 0.0, "refuted": -1.0, "error": math.nan,
-}
+from theorybench.numbers import as_number
+from theorybench.status import control_ok, headline, record_purpose
 
 RUN_COLUMNS = [
     "run_id", "task_id", "profile", "family", "title", "suite", "started", "verdict", "status",
@@ -35,11 +28,6 @@ CELL_COLUMNS = [
     "run_id", "task_id", "profile", "started", "commit", "machine", "arm", "cell", "point",
     "wall_s", "error",
 ]
-
-
-def verdict_number(verdict: str) -> float:
-    """holds = 1, inconclusive = 0, refuted = -1, error (or anything else) = nan."""
-    return VERDICT_NUMBER.get(verdict, math.nan)
 
 
 def commit_label(environment: dict[str, Any]) -> str:
@@ -74,18 +62,6 @@ def controls_ok(record: dict[str, Any]) -> bool:
     return all(control_ok(c) for c in controls)
 
 
-def as_number(value: Any) -> float:
-    """A record's number as a float: ``None`` and non-numbers are nan, "inf" is infinite."""
-    if value is None:
-        return math.nan
-    if value in ("inf", "-inf"):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def series_key(record: dict[str, Any]) -> tuple[str, str]:
     return str(record["task_id"]), str(record["profile"])
 
@@ -97,8 +73,7 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     previous: dict[tuple[str, str], tuple[str, bool]] = {}
     for rec in records:
         key = series_key(rec)
-        rules = (rec.get("claim") or {}).get("rules") or []
-        first = rules[0] if rules else {}
+        first = headline(rec)
         env = rec.get("environment") or {}
         before = previous.get(key)
         verdict, ok = str(rec.get("verdict")), controls_ok(rec)

@@ -32,14 +32,15 @@ so an interval decision and a p-value decision at level ``α/2`` always agree):
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from theorybench.numbers import fmt as fmt  # noqa: F401  (the rules' summaries use it)
+from theorybench.numbers import jsonable as jsonable  # noqa: F401  (the rules' details)
 from theorybench.verdict.base import RuleError, RuleSpec
 
 MIN_SEEDS = 3
@@ -104,35 +105,6 @@ def per_level_means(rows: pd.DataFrame, metric: str, along: str) -> pd.DataFrame
     )
     matrix = frame.pivot_table(index="seed", columns="level", values="value", aggfunc="mean")
     return matrix.sort_index(axis=0).sort_index(axis=1)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays turned into Python floats, ints, bools and lists
-    (recursively through dicts, lists and tuples); NaN and infinities become None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray | list | tuple | pd.Index | pd.Series):
-        return [jsonable(v) for v in list(value)]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
-def fmt(value: Any) -> str:
-    """A number in words: 3 significant digits; ``-`` for missing or NaN; other values as text."""
-    if value is None or isinstance(value, bool):
-        return "-" if value is None else str(value)
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "-" if math.isnan(number) else f"{number:.3g}"
 
 
 def where_words(where: dict[str, Any]) -> str:

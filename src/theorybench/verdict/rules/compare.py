@@ -34,8 +34,7 @@ difference beyond the margin: 0.10–0.21 (3 seeds), 0.41–0.65 (6), 0.61–0.7
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,6 +53,9 @@ from theorybench.verdict.stats import (
     side_test,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class CompareSpec(RuleSpec):
@@ -100,12 +102,20 @@ def describe(fields: dict[str, Any]) -> str:
             "on that side (holds) or entirely on the other (refuted)" + SIGN_TEST_FALLBACK)
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """The methods ranking: the metric's mean per value of ``by``, per arm (a figure and a
+    table), the two compared values highlighted."""
+    from theorybench.leaderboard.figures import RANKING_CAPTION, ranking_figure, ranking_tables
 
-    return figures.ranking_figure(table, rule, arms, path)
+    fields = request.rule.fields
+    by = fields.get("by")
+    if not by:
+        return "no figure: the rule names no `by` column"
+    request.caption = RANKING_CAPTION
+    request.rankings = ranking_tables(request, str(by))
+    highlight = {str(fields.get("a")), str(fields.get("b"))}
+    return request.draw(["compare", *request.rows_key("by", "a", "b")],
+                        lambda _path: ranking_figure(request, str(by), highlight))
 
 
 @rule(CompareSpec, describe=describe, figure=figure)

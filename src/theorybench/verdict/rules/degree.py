@@ -39,8 +39,7 @@ measured rate of ``holds`` 0.020 ± 0.002 (exact binomial); power with every see
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,6 +59,10 @@ from theorybench.verdict.stats import (
 )
 
 ROUND_OFF = 1e-9
+
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class DegreeSpec(RuleSpec):
@@ -151,12 +154,22 @@ def describe(fields: dict[str, Any]) -> str:
             "below the tolerance (holds) or above it (refuted).")
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm, with the claimed degree bound in the legend."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
-    return figures.curve_figure(table, rule, arms, references, path)
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    bound = fields.get("max_degree")
+
+    def prediction(ax: Any) -> None:
+        ax.plot([], [], ls="", label=f"claimed: degree ≤ {bound}")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["degree", *request.rows_key("along", "max_degree")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction))
 
 
 @rule(DegreeSpec, describe=describe, figure=figure)

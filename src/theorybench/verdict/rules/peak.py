@@ -41,8 +41,7 @@ peak exceeds the right end by exactly ``min_excess``) worst measured rate of ``h
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,6 +59,9 @@ from theorybench.verdict.stats import (
     require_seeds,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class PeakSpec(RuleSpec):
@@ -153,12 +155,25 @@ def describe(fields: dict[str, Any]) -> str:
             "tests over seeds).")
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm, with the claimed window of its maximum."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
-    return figures.curve_figure(table, rule, arms, references, path)
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    window = fields.get("window")
+
+    def prediction(ax: Any) -> None:
+        if window:
+            low, high = (float(v) for v in window)
+            ax.axvspan(low, high, color="0.6", alpha=0.18, label="predicted peak window")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["peak", *request.rows_key("along", "window", "log_along")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction,
+                                                    log_x=bool(fields.get("log_along"))))
 
 
 @rule(PeakSpec, describe=describe, figure=figure)

@@ -30,8 +30,7 @@ seeds × 8 0/1 trajectories, ``value`` 0.5, 0.9, 0.95, both ``op``): worst measu
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,6 +45,9 @@ from theorybench.verdict.stats import (
     proportion_test,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class ProbabilitySpec(RuleSpec):
@@ -66,12 +68,16 @@ def describe(fields: dict[str, Any]) -> str:
             "pooled trials).")
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """Per arm: the fraction of trials with its interval, and the claimed value."""
+    from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
 
-    return figures.values_figure(rule, arms, path)
+    rule = request.rule
+    request.caption = VALUES_CAPTION
+    return request.draw(["probability", request.index], lambda _path: values_figure(
+        request, on_axis=lambda _r: True, off_axis_label=lambda _r: "", axis_note=
+        "(fraction of trials)",
+        claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
 @rule(ProbabilitySpec, describe=describe, figure=figure)

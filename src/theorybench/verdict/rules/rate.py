@@ -32,8 +32,7 @@ noise): worst measured rate of ``holds`` at a true log-rate equal to ``value`` 0
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -52,6 +51,9 @@ from theorybench.verdict.stats import (
     side_test,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class RateSpec(RuleSpec):
@@ -93,12 +95,22 @@ def describe(fields: dict[str, Any]) -> str:
             "Student-t interval)" + SIGN_TEST_FALLBACK)
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm on a log axis, where geometric decay is straight."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
-    return figures.curve_figure(table, rule, arms, references, path)
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+
+    def prediction(ax: Any) -> None:
+        ax.plot([], [], ls="", label="predicted: geometric decay (straight on a log axis)")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["rate", *request.rows_key("along")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction,
+                                                   log_y=True))
 
 
 @rule(RateSpec, describe=describe, figure=figure)

@@ -34,8 +34,7 @@ above, 1 from it on.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -56,6 +55,9 @@ from theorybench.verdict.stats import (
     side_test,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class ThresholdSpec(RuleSpec):
@@ -134,12 +136,28 @@ def describe(fields: dict[str, Any]) -> str:
             f"{op} {value} ({level} Student-t interval)" + SIGN_TEST_FALLBACK)
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def _threshold_on_axis(result: dict[str, Any]) -> bool:
+    """The estimate is in the metric's units: the mean form without the sign-test fallback (a
+    seeds-form result is the fraction of violating seeds, a fallback the fraction agreeing)."""
+    detail = result.get("detail") or {}
+    return (detail.get("form", "mean") == "mean"
+            and not str(detail.get("interval", "")).startswith("sign test"))
 
-    return figures.values_figure(rule, arms, path)
+
+def figure(request: FigureRequest) -> str | None:
+    """Per arm: each seed's value, the mean with its interval when in the metric's units, and
+    the claimed value."""
+    from theorybench.leaderboard.figures import VALUES_CAPTION, values_figure
+
+    rule = request.rule
+    on_axis = any(_threshold_on_axis(r) for r in rule.arm_results.values())
+    request.caption = VALUES_CAPTION
+    return request.draw(["threshold", request.index], lambda _path: values_figure(
+        request, on_axis=_threshold_on_axis,
+        off_axis_label=lambda r: ("violating" if (r.get("detail") or {}).get("form") == "seeds"
+                                  else "agreeing"),
+        axis_note="(per seed; ◆ mean with interval)" if on_axis else "(per seed)",
+        claimed=f"claimed {rule.fields.get('op', '')} {rule.fields.get('value')}"))
 
 
 @rule(ThresholdSpec, describe=describe, figure=figure)

@@ -43,8 +43,7 @@ the others 3 noise SDs): worst 0.015 ± 0.002; power with every step 3 noise SDs
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -63,6 +62,9 @@ from theorybench.verdict.stats import (
     sign_test,
     where_words,
 )
+
+if TYPE_CHECKING:
+    from theorybench.leaderboard.figures import FigureRequest
 
 
 class TrendSpec(RuleSpec):
@@ -133,12 +135,27 @@ def describe(fields: dict[str, Any]) -> str:
     return text + "."
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The rule's figure on a claim page (drawn by :mod:`theorybench.leaderboard.figures`)."""
-    from theorybench.leaderboard import figures
+def figure(request: FigureRequest) -> str | None:
+    """The metric along ``along`` per arm, with the claimed direction (an arrow, top right)."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
-    return figures.curve_figure(table, rule, arms, references, path)
+    fields = request.rule.fields
+    along = fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    direction = fields.get("direction")
+    up = direction == "increasing"
+
+    def prediction(ax: Any) -> None:
+        ax.annotate("", xy=(0.98, 0.96 if up else 0.78), xytext=(0.84, 0.78 if up else 0.96),
+                    xycoords="axes fraction",
+                    arrowprops={"arrowstyle": "-|>", "color": "0.45", "lw": 1.5})
+        ax.plot([], [], color="0.45", lw=1.5,
+                label=f"predicted: {direction} in {along} ({'↗' if up else '↘'}, top right)")
+
+    request.caption = CURVE_CAPTION
+    return request.draw(["trend", *request.rows_key("along", "direction")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction))
 
 
 @rule(TrendSpec, describe=describe, figure=figure)
