@@ -25,6 +25,7 @@ from theorybench.cache import default_dir as default_cache_dir
 from theorybench.device import DEVICE_CHOICES, resolve_device
 from theorybench.dryrun import DRY_RUN_SEEDS
 from theorybench.executors import DaskExecutor, Executor, LocalExecutor
+from theorybench.numbers import fmt
 from theorybench.paths import runs_dir, tasks_dir
 from theorybench.progress import Eta
 from theorybench.results import load_history
@@ -43,6 +44,7 @@ from theorybench.spec import (
     task_id_of,
     task_paths,
 )
+from theorybench.status import headline
 from theorybench.yaml_safe import short
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -124,10 +126,6 @@ def _target(name: str, profile: str | None) -> Target:
     return Target(suite_tasks(suite, suite_path), profile or suite.profile, suite.id)
 
 
-def _fmt(x: object) -> str:
-    return "-" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
-
-
 def _control_cell(outcome: TaskOutcome) -> Text:
     rec = outcome.record
     text = Text()
@@ -148,11 +146,11 @@ def _verdict_table(outcomes: list[TaskOutcome], bad_specs: list[SpecError]) -> T
         table.add_column(col, overflow="fold")
     for out in outcomes:
         rec = out.record
-        rule = rec.claim.rules[0] if rec.claim.rules else {}
-        ci = (f"[{_fmt(rule.get('ci_low'))}, {_fmt(rule.get('ci_high'))}]" if rule else "-")
+        rule = headline(rec)
+        ci = (f"[{fmt(rule.get('ci_low'))}, {fmt(rule.get('ci_high'))}]" if rule else "-")
         table.add_row(Text(rec.task_id), _verdict(rec.verdict),
-                      Text(", ".join(rec.statuses) or "-"), Text(_fmt(rec.expected_verdict)),
-                      Text(_fmt(rule.get("effect"))), Text(ci), _control_cell(out),
+                      Text(", ".join(rec.statuses) or "-"), Text(fmt(rec.expected_verdict)),
+                      Text(fmt(rule.get("effect"))), Text(ci), _control_cell(out),
                       f"{rec.wall_s:.1f}")
     for bad in bad_specs:
         table.add_row(Text(bad.file), _verdict("error"), "-", "-", "-", "-", "-", "-")
@@ -550,6 +548,7 @@ def adopt(records: list[Path] = typer.Argument(..., help="record files of the pu
     errors, and records of another version of the spec."""
     import json
 
+    from theorybench.specstore import record_adoption
     from theorybench.status import adopt_problem, with_published
 
     refused = 0
@@ -573,6 +572,7 @@ def adopt(records: list[Path] = typer.Argument(..., help="record files of the pu
         text = task.path.read_text()
         task.path.write_text(with_published(text, str(record["profile"]),
                                             str(record["verdict"]), str(record["run_id"])))
+        record_adoption(record, path.parent)
         console.print(Text(f"{task.path}: expected_verdict.{record['profile']} = "
                            f"{record['verdict']} (record {record['run_id']})"), soft_wrap=True)
     if refused:
