@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from theorybench_example.paths import RegressionPath
 
 from theorybench.registry import get_experiment, get_method, methods, protocol_mismatch
-from theorybench_example.paths import RegressionPath
 
 
 def problem(seed: int = 0, s: int = 2, n: int = 8, d: int = 12):

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from theorybench_example.interior_minimum import InteriorMinimumSpec, interior_minimum_test
 
 from theorybench.registry import get_rule
-from theorybench_example.interior_minimum import InteriorMinimumSpec, interior_minimum_test
 
 DRAWS = 2000
 LEVEL = 0.025  # one-sided level at confidence 0.95
