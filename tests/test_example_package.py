@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from isolated_venv import Venv, can_build_offline
 
 import theorybench
-from isolated_venv import Venv, can_build_offline
 
 PACKAGE = Path(__file__).resolve().parents[1] / "examples" / "claim-package"
 TASK = "early_stopping/gd-u-shape"
