@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 .PHONY: smoke test unit suite lint validate publish serve clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/claim-package/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps -e examples/claim-package  # its tests run in `make test`
 	touch $(STAMP)
 
 smoke: $(STAMP)  ## install, run the smoke suite, print verdicts, write records
@@ -24,7 +25,7 @@ suite: $(STAMP)
 	$(BIN)/python -m pytest -m suite
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 validate: $(STAMP)
 	$(BIN)/theorybench validate

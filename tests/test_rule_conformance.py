@@ -32,7 +32,11 @@ def key(row: dict) -> tuple:
 
 
 def test_every_registered_rule_has_rows_at_its_boundary():
-    assert set(rules()) <= {row["rule"] for row in ROWS}
+    """Every rule of the package itself; a plug-in's rules (an installed claim package, e.g.
+    examples/claim-package) are calibrated by their own tests."""
+    builtin = {name for name, entry in rules().items()
+               if entry.evaluate.__module__.startswith("theorybench.")}
+    assert builtin and builtin <= {row["rule"] for row in ROWS}
 
 
 def test_the_table_covers_the_calibration_grid():
