@@ -38,6 +38,12 @@ def wheel_venv(tmp_path_factory) -> tuple[Venv, Path]:
               "--no-build-isolation", "-w", str(tmp / "dist"), str(source)])
     (wheel,) = (tmp / "dist").glob("theorybench-*.whl")
     venv.pip_install(wheel)
+    # The parent environment may hold claim packages (the example is installed by `make`): their
+    # entry points are visible here, so install their own copies too, as a user would.
+    package = tmp / "claim-package"
+    shutil.copytree(ROOT / "examples" / "claim-package", package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    venv.pip_install(package)
     return venv, wheel
 
 

@@ -45,7 +45,6 @@ below both ends is ≥ 0.8 from 8 seeds.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -121,12 +120,15 @@ def describe(fields: dict[str, Any]) -> str:
             f"{depth}; refuted when some level dips ({test}).")
 
 
-def figure(table: pd.DataFrame, rule: Any, arms: list[str], references: list[Any],
-           path: Path) -> str | None:
-    """The measured curve of each arm along ``along`` (the figure the ``trend`` rule draws)."""
-    from theorybench.leaderboard import figures
+def figure(request: Any) -> str | None:
+    """The measured curve of each arm along ``along``, with seed bands (a
+    :class:`theorybench.leaderboard.figures.FigureRequest`; matplotlib is imported on use)."""
+    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
 
-    return figures.curve_figure(table, rule, arms, references, path)
+    along = str(request.rule.fields.get("along"))
+    request.caption = CURVE_CAPTION
+    return request.draw(["interior_minimum", *request.rows_key("along")],
+                        lambda _path: curve_figure(request, along))
 
 
 @rule(InteriorMinimumSpec, describe=describe, figure=figure)

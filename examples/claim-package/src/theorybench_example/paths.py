@@ -37,8 +37,25 @@ class RegressionPath(Protocol):
         ...
 
 
+def check_regression_path(path: RegressionPath) -> None:
+    """On a tiny batched problem: coefficients of shape (S, T, d), zero at time 0, finite, and
+    close to the ridge solution (XᵀX/n + λI)⁻¹Xᵀy/n at a long time."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 6, generator=gen, dtype=torch.float64)
+    ridge, times = 0.5, [0.0, 0.5, 200.0]
+    beta = path(x, y, ridge, 0.05, times)
+    assert beta.shape == (2, 3, 3), f"coefficients of shape {tuple(beta.shape)}, not (S, T, d)"
+    assert torch.isfinite(beta).all() and torch.equal(beta[:, 0], torch.zeros(2, 3,
+                                                                               dtype=beta.dtype))
+    gram = x.transpose(-1, -2) @ x / 6 + ridge * torch.eye(3, dtype=x.dtype)
+    solution = torch.linalg.solve(gram, (x.transpose(-1, -2) @ y.unsqueeze(-1)).squeeze(-1) / 6)
+    assert torch.allclose(beta[:, -1], solution, atol=1e-6), "no convergence to the ridge fit"
+
+
 method_family("regression-path", RegressionPath,
-              "training dynamics of penalized least squares from zero, recorded along time")
+              "training dynamics of penalized least squares from zero, recorded along time",
+              check_regression_path)
 
 
 def steps_of(times: Sequence[float], lr: float) -> list[int]:
