@@ -19,28 +19,30 @@ from theorybench.experiments.adversarial import (
     learning_rate,
     summarize,
 )
+from theorybench.models.cnn import SeedCNN
+from theorybench.models.mlp import SeedMLP
 from theorybench.models.resnet import PreActResNet18, SeedEnsemble
-from theorybench.models.small_nets import SeedCNN, SeedMLP
 from theorybench.registry import get_experiment, methods
+from theorybench.streams import streams
 
 CPU = torch.device("cpu")
 METHODS = ("standard", "fgsm", "pgd", "trades", "beta")
 
 
 def test_seed_mlp_equals_per_seed_linear_layers() -> None:
-    net = SeedMLP([3, 4], [64, 16, 10])
+    net = SeedMLP(streams([3, 4], "test"), [64, 16, 10])
     x = torch.rand(2, 5, 1, 8, 8, generator=generator(0))
     out = net(x)
     for s in range(2):
         h = torch.relu(x[s].flatten(1) @ net.weights[0][s] + net.biases[0][s])
         ref = h @ net.weights[1][s] + net.biases[1][s]
         assert torch.allclose(out[s], ref, atol=1e-5)
-    assert torch.equal(SeedMLP([4], [64, 16, 10]).weights[0][0], net.weights[0][1])
+    assert torch.equal(SeedMLP(streams([4], "test"), [64, 16, 10]).weights[0][0], net.weights[0][1])
 
 
 def test_seed_cnn_groups_equal_separate_networks() -> None:
-    both = SeedCNN([0, 1], (1, 8, 8), 10)
-    solo = SeedCNN([1], (1, 8, 8), 10)
+    both = SeedCNN(streams([0, 1], "test"), (1, 8, 8), 10)
+    solo = SeedCNN(streams([1], "test"), (1, 8, 8), 10)
     x = torch.rand(2, 7, 1, 8, 8, generator=generator(1))
     out = both(x)
     assert out.shape == (2, 7, 10)
@@ -58,7 +60,7 @@ def test_preact_resnet_shape_and_seed_ensemble() -> None:
 
 def test_every_method_is_registered_and_returns_per_example_losses() -> None:
     assert set(METHODS) <= set(methods("adversarial"))
-    net = SeedMLP([0, 1], [64, 16, 10])
+    net = SeedMLP(streams([0, 1], "test"), [64, 16, 10])
     x = torch.rand(2, 6, 1, 8, 8, generator=generator(3))
     y = torch.randint(0, 10, (2, 6), generator=generator(4))
     threat = ThreatModel(eps=0.1, step_size=0.025, steps=2, fgsm_step_size=0.125, num_classes=10)
@@ -73,7 +75,7 @@ def test_every_method_is_registered_and_returns_per_example_losses() -> None:
 
 def test_adversarial_losses_exceed_clean_loss() -> None:
     """Each attack raises the cross-entropy above the clean one on average (same network)."""
-    net = SeedMLP([0], [64, 32, 10])
+    net = SeedMLP(streams([0], "test"), [64, 32, 10])
     x = torch.rand(1, 64, 1, 8, 8, generator=generator(7))
     y = torch.randint(0, 10, (1, 64), generator=generator(8))
     threat = ThreatModel(eps=0.2, step_size=0.05, steps=5, fgsm_step_size=0.25, num_classes=10)

@@ -19,7 +19,8 @@ from torch import nn
 from theorybench import attacks
 from theorybench.data.digits import load_digits_tensors
 from theorybench.device import generator
-from theorybench.models.small_nets import SeedMLP
+from theorybench.models.mlp import SeedMLP
+from theorybench.streams import streams
 
 
 def gens(*seeds: int) -> list[torch.Generator]:
@@ -53,7 +54,7 @@ def train_small_mlp() -> tuple[SeedMLP, torch.Tensor, torch.Tensor]:
     x, y = load_digits_tensors()
     perm = torch.randperm(len(y), generator=generator(0))
     tr, te = perm[:1197], perm[1197:]
-    net = SeedMLP([0], [64, 64, 10])
+    net = SeedMLP(streams([0], "test"), [64, 64, 10])
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     for _ in range(60):
         opt.zero_grad()
@@ -134,8 +135,8 @@ def test_restarts_never_weaken_pgd(trained: tuple) -> None:
 
 
 def test_seed_slices_are_independent() -> None:
-    net = SeedMLP([0, 1], [64, 16, 10])
-    solo = SeedMLP([1], [64, 16, 10])
+    net = SeedMLP(streams([0, 1], "test"), [64, 16, 10])
+    solo = SeedMLP(streams([1], "test"), [64, 16, 10])
     x = torch.rand(2, 10, 64, generator=generator(5))
     y = torch.randint(0, 10, (2, 10), generator=generator(6))
     both = attacks.pgd(net, x, y, eps=0.1, alpha=0.03, steps=3, generators=gens(10, 11))
