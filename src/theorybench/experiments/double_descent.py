@@ -52,9 +52,9 @@ from theorybench.splits import epoch_orders, minibatches, random_split
 from theorybench.streams import stream, streams
 
 DTYPE = torch.float64
-RIDGE_GRID = torch.logspace(-8, 1, 28, dtype=DTYPE)
+RIDGE_GRID = (-8.0, 1.0, 28)
 """λ values tried by ``ridge: tuned`` (objective (1/n)‖Φc − y‖² + λ‖c‖², features of unit
-norm)."""
+norm): ``torch.logspace(*RIDGE_GRID)``, 28 values from 1e-8 to 10."""
 
 
 class RFData(BaseModel):
@@ -220,7 +220,8 @@ def solution_operator(
     given λ or, for ``ridge: tuned``, at the λ of :data:`RIDGE_GRID` chosen on validation."""
     if p.ridge == 0:
         return torch.linalg.pinv(phi_tr), phi_tr.new_zeros(phi_tr.shape[:2])
-    grid = RIDGE_GRID if p.ridge == "tuned" else torch.tensor([float(p.ridge)], dtype=DTYPE)
+    grid = (torch.logspace(*RIDGE_GRID, dtype=DTYPE) if p.ridge == "tuned"
+            else torch.tensor([float(p.ridge)], dtype=DTYPE))
     grid = grid.to(phi_tr.device)
     return ridge_operator(phi_tr, phi_va, data.y_train, data.y_val, grid)
 
