@@ -80,11 +80,9 @@ def _draw(
               * (readout if k == len(pairs) - 1 else hidden)(i, o) ** 0.5
               for k, (i, o) in enumerate(pairs)]
         return ws, [torch.zeros(1, o) for _, o in pairs] if bias else []
-    if not bias:
-        return [uniform((i, o), i, gen) for i, o in pairs], []
-    if draw_order == "weights_first":
+    if draw_order == "weights_first" or not bias:
         ws = [uniform((i, o), i, gen) for i, o in pairs]
-        return ws, [uniform((1, o), i, gen) for i, o in pairs]
+        return ws, [uniform((1, o), i, gen) for i, o in pairs] if bias else []
     ws, bs = [], []
     for i, o in pairs:
         ws.append(uniform((i, o), i, gen))
