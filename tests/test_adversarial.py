@@ -10,7 +10,6 @@ import torch
 
 from theorybench.attacks import ThreatModel
 from theorybench.data.torchvision_local import LocalDataMissing
-from theorybench.device import generator
 from theorybench.experiments.adversarial import (
     COLUMNS,
     AdversarialTrainingParams,
@@ -19,29 +18,31 @@ from theorybench.experiments.adversarial import (
     learning_rate,
     summarize,
 )
+from theorybench.models.cnn import SeedCNN
+from theorybench.models.mlp import SeedMLP
 from theorybench.models.resnet import PreActResNet18, SeedEnsemble
-from theorybench.models.small_nets import SeedCNN, SeedMLP
 from theorybench.registry import get_experiment, methods
+from theorybench.streams import streams
 
 CPU = torch.device("cpu")
 METHODS = ("standard", "fgsm", "pgd", "trades", "beta")
 
 
 def test_seed_mlp_equals_per_seed_linear_layers() -> None:
-    net = SeedMLP([3, 4], [64, 16, 10])
-    x = torch.rand(2, 5, 1, 8, 8, generator=generator(0))
+    net = SeedMLP(streams([3, 4], "test"), [64, 16, 10])
+    x = torch.rand(2, 5, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     out = net(x)
     for s in range(2):
         h = torch.relu(x[s].flatten(1) @ net.weights[0][s] + net.biases[0][s])
         ref = h @ net.weights[1][s] + net.biases[1][s]
         assert torch.allclose(out[s], ref, atol=1e-5)
-    assert torch.equal(SeedMLP([4], [64, 16, 10]).weights[0][0], net.weights[0][1])
+    assert torch.equal(SeedMLP(streams([4], "test"), [64, 16, 10]).weights[0][0], net.weights[0][1])
 
 
 def test_seed_cnn_groups_equal_separate_networks() -> None:
-    both = SeedCNN([0, 1], (1, 8, 8), 10)
-    solo = SeedCNN([1], (1, 8, 8), 10)
-    x = torch.rand(2, 7, 1, 8, 8, generator=generator(1))
+    both = SeedCNN(streams([0, 1], "test"), (1, 8, 8), 10)
+    solo = SeedCNN(streams([1], "test"), (1, 8, 8), 10)
+    x = torch.rand(2, 7, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     out = both(x)
     assert out.shape == (2, 7, 10)
     assert torch.allclose(out[1], solo(x[1:])[0], atol=1e-5)
@@ -50,7 +51,7 @@ def test_seed_cnn_groups_equal_separate_networks() -> None:
 def test_preact_resnet_shape_and_seed_ensemble() -> None:
     ens = SeedEnsemble([0, 1], lambda: PreActResNet18(10, mean=(0.5,) * 3, std=(0.25,) * 3))
     ens.eval()
-    out = ens(torch.rand(2, 2, 3, 32, 32, generator=generator(2)))
+    out = ens(torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(2)))
     assert out.shape == (2, 2, 10)
     again = SeedEnsemble([1], lambda: PreActResNet18(10))
     assert torch.equal(again.nets[0].conv1.weight, ens.nets[1].conv1.weight)
@@ -58,12 +59,12 @@ def test_preact_resnet_shape_and_seed_ensemble() -> None:
 
 def test_every_method_is_registered_and_returns_per_example_losses() -> None:
     assert set(METHODS) <= set(methods("at-method"))
-    net = SeedMLP([0, 1], [64, 16, 10])
-    x = torch.rand(2, 6, 1, 8, 8, generator=generator(3))
-    y = torch.randint(0, 10, (2, 6), generator=generator(4))
+    net = SeedMLP(streams([0, 1], "test"), [64, 16, 10])
+    x = torch.rand(2, 6, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    y = torch.randint(0, 10, (2, 6), generator=torch.Generator().manual_seed(4))
     threat = ThreatModel(eps=0.1, step_size=0.025, steps=2, fgsm_step_size=0.125, num_classes=10)
     for name in METHODS:
-        loss = methods("at-method")[name](net, x, y, threat, [generator(5), generator(6)])
+        loss = methods("at-method")[name](net, x, y, threat, streams([5, 6], "attack"))
         assert loss.shape == (2, 6) and torch.isfinite(loss).all(), name
         net.zero_grad()
         loss.mean(1).sum().backward()
@@ -73,14 +74,14 @@ def test_every_method_is_registered_and_returns_per_example_losses() -> None:
 
 def test_adversarial_losses_exceed_clean_loss() -> None:
     """Each attack raises the cross-entropy above the clean one on average (same network)."""
-    net = SeedMLP([0], [64, 32, 10])
-    x = torch.rand(1, 64, 1, 8, 8, generator=generator(7))
-    y = torch.randint(0, 10, (1, 64), generator=generator(8))
+    net = SeedMLP(streams([0], "test"), [64, 32, 10])
+    x = torch.rand(1, 64, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    y = torch.randint(0, 10, (1, 64), generator=torch.Generator().manual_seed(8))
     threat = ThreatModel(eps=0.2, step_size=0.05, steps=5, fgsm_step_size=0.25, num_classes=10)
     known = methods("at-method")
-    clean = known["standard"](net, x, y, threat, [generator(9)]).mean()
+    clean = known["standard"](net, x, y, threat, streams([9], "attack")).mean()
     for name in ("fgsm", "pgd", "beta"):
-        assert known[name](net, x, y, threat, [generator(9)]).mean() > clean, name
+        assert known[name](net, x, y, threat, streams([9], "attack")).mean() > clean, name
 
 
 def test_piecewise_schedule_of_rice_et_al() -> None:
@@ -109,8 +110,8 @@ def test_splits_are_disjoint_and_label_noise_flips_the_requested_fraction() -> N
 
 
 def test_augment_keeps_shape_and_values() -> None:
-    x = torch.rand(2, 3, 3, 8, 8, generator=generator(10))
-    out = _augment(x, [generator(11), generator(12)], pad=2)
+    x = torch.rand(2, 3, 3, 8, 8, generator=torch.Generator().manual_seed(10))
+    out = _augment(x, [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)], pad=2)
     assert out.shape == x.shape
     assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
 

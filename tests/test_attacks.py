@@ -18,12 +18,12 @@ from torch import nn
 
 from theorybench import attacks
 from theorybench.data.digits import load_digits_tensors
-from theorybench.device import generator
-from theorybench.models.small_nets import SeedMLP
+from theorybench.models.mlp import SeedMLP
+from theorybench.streams import streams
 
 
 def gens(*seeds: int) -> list[torch.Generator]:
-    return [generator(s) for s in seeds]
+    return [torch.Generator().manual_seed(s) for s in seeds]
 
 
 class Linear(nn.Module):
@@ -51,9 +51,9 @@ class Single(nn.Module):
 def train_small_mlp() -> tuple[SeedMLP, torch.Tensor, torch.Tensor]:
     """A small MLP trained on 1197 digits for 60 full-batch Adam steps; 600 held-out digits."""
     x, y = load_digits_tensors()
-    perm = torch.randperm(len(y), generator=generator(0))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     tr, te = perm[:1197], perm[1197:]
-    net = SeedMLP([0], [64, 64, 10])
+    net = SeedMLP(streams([0], "test"), [64, 64, 10])
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     for _ in range(60):
         opt.zero_grad()
@@ -87,8 +87,8 @@ def test_seeds_example_softmax_ce_is_a_weak_adversary() -> None:
 
 
 def test_projection_stays_in_ball_and_box() -> None:
-    x = torch.rand(2, 50, 64, generator=generator(1))
-    delta = torch.randn(2, 50, 64, generator=generator(2))
+    x = torch.rand(2, 50, 64, generator=torch.Generator().manual_seed(1))
+    delta = torch.randn(2, 50, 64, generator=torch.Generator().manual_seed(2))
     out = attacks.project(delta, x, 0.1)
     assert out.abs().max() <= 0.1 + 1e-7
     assert (x + out).min() >= 0 and (x + out).max() <= 1
@@ -96,7 +96,7 @@ def test_projection_stays_in_ball_and_box() -> None:
 
 def test_pgd_reaches_linear_optimum() -> None:
     """For z = xW + b with two classes, the worst δ is −ε·sign(w_y − w_other)."""
-    g = generator(3)
+    g = torch.Generator().manual_seed(3)
     w, b = torch.randn(64, 2, generator=g), torch.zeros(2)
     x = 0.3 + 0.4 * torch.rand(1, 20, 64, generator=g)  # the box [0, 1] is never active
     y = torch.randint(0, 2, (1, 20), generator=g)
@@ -110,7 +110,7 @@ def test_pgd_reaches_linear_optimum() -> None:
 
 def test_beta_picks_best_target_on_linear_model() -> None:
     """Linear model: the best targeted margin is max_j (w_j − w_y)·x + b_j − b_y + ε‖w_j − w_y‖₁."""
-    g = generator(4)
+    g = torch.Generator().manual_seed(4)
     k, eps = 5, 0.05
     w, b = torch.randn(64, k, generator=g), torch.randn(k, generator=g)
     x = 0.3 + 0.4 * torch.rand(2, 30, 64, generator=g)
@@ -134,10 +134,10 @@ def test_restarts_never_weaken_pgd(trained: tuple) -> None:
 
 
 def test_seed_slices_are_independent() -> None:
-    net = SeedMLP([0, 1], [64, 16, 10])
-    solo = SeedMLP([1], [64, 16, 10])
-    x = torch.rand(2, 10, 64, generator=generator(5))
-    y = torch.randint(0, 10, (2, 10), generator=generator(6))
+    net = SeedMLP(streams([0, 1], "test"), [64, 16, 10])
+    solo = SeedMLP(streams([1], "test"), [64, 16, 10])
+    x = torch.rand(2, 10, 64, generator=torch.Generator().manual_seed(5))
+    y = torch.randint(0, 10, (2, 10), generator=torch.Generator().manual_seed(6))
     both = attacks.pgd(net, x, y, eps=0.1, alpha=0.03, steps=3, generators=gens(10, 11))
     alone = attacks.pgd(solo, x[1:], y[1:], eps=0.1, alpha=0.03, steps=3, generators=gens(11))
     assert torch.allclose(both[1:], alone, atol=1e-6)

@@ -171,4 +171,4 @@ def test_load_local_names_the_missing_folder(tmp_path: Path, name: str) -> None:
 
 def test_mnist_data_needs_a_local_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        make_split(RFData(name="mnist", root=str(tmp_path)), (0,))
+        make_split(RFData(name="mnist"), (0,), str(tmp_path))

@@ -83,13 +83,14 @@ def test_fabricated_data_reads_through_torchvision(tmp_path, monkeypatch) -> Non
 
 def test_data_root_fields_are_declared_by_the_params_models() -> None:
     assert data_root_fields(get_experiment("adversarial_training").params) == ["data_root"]
-    assert data_root_fields(get_experiment("rf_double_descent").params) == ["data.root"]
+    assert data_root_fields(get_experiment("rf_double_descent").params) == ["data_root"]
+    assert data_root_fields(get_experiment("random_label_fit").params) == []
     params = {"data": {"name": "mnist"}}
     fill_data_root(get_experiment("rf_double_descent").params, params, "/data")
-    assert params == {"data": {"name": "mnist", "root": "/data"}}
-    params = {"data": {"root": "/mine"}}
+    assert params == {"data": {"name": "mnist"}, "data_root": "/data"}
+    params = {"data_root": "/mine"}
     fill_data_root(get_experiment("rf_double_descent").params, params, "/data")
-    assert params["data"]["root"] == "/mine"  # the spec's own value stays
+    assert params["data_root"] == "/mine"  # the spec's own value stays
 
 
 def test_caps_shrink_sizes_by_name_and_keep_choices() -> None:

@@ -1,4 +1,4 @@
-"""The CCP polynomial net and the seed-batched MLP of the extrapolation family, on known cases."""
+"""The CCP polynomial net and the extrapolation family's seed-batched MLP, on known cases."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from theorybench.device import generator
-from theorybench.models.extrapolation_mlp import ExtrapolationMLP
+from theorybench.models.mlp import SeedMLP
 from theorybench.models.polynomial import CCP
 
 
 def _gens(*seeds: int) -> list[torch.Generator]:
-    return [generator(s) for s in seeds]
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def _mlp(gens: list[torch.Generator], in_dim: int, width: int, depth: int,
+         activation: str = "relu") -> SeedMLP:
+    """The extrapolation kind's MLP: biases, uniform init, linear scalar read-out."""
+    return SeedMLP(gens, [in_dim] + [width] * (depth - 1) + [1], activation=activation,  # type: ignore[arg-type]
+                   scalar_output=True, draw_order="weights_first")
 
 
 def _ray(model: torch.nn.Module, h: np.ndarray, n_seeds: int) -> np.ndarray:
@@ -28,7 +34,7 @@ def _relative_residual(h: np.ndarray, y: np.ndarray, degree: int) -> float:
 
 def test_ccp_matches_the_recursion_written_out() -> None:
     net = CCP(_gens(0), in_dim=2, width=3, degree=3, activation="identity")
-    z = torch.randn(1, 5, 2, generator=generator(1))
+    z = torch.randn(1, 5, 2, generator=torch.Generator().manual_seed(1))
     u, b, c, beta = net.U[0], net.b[0], net.C[0], net.beta[0]
     u_n = [u[:, 3 * n : 3 * n + 3] for n in range(3)]
     b_n = [b[:, 3 * n : 3 * n + 3] for n in range(3)]
@@ -57,14 +63,14 @@ def test_relu_ccp_is_asymptotically_a_polynomial_of_degree_n() -> None:
 
 
 def test_relu_mlp_is_linear_beyond_its_last_kink() -> None:
-    net = ExtrapolationMLP(_gens(6, 7), in_dim=1, width=32, depth=3, activation="relu")
+    net = _mlp(_gens(6, 7), in_dim=1, width=32, depth=3, activation="relu")
     h = np.linspace(1e3, 1e4, 30)
     for y in _ray(net, h, 2):
         assert _relative_residual(h, y, 1) < 1e-9
 
 
 def test_tanh_mlp_is_bounded_along_a_ray() -> None:
-    net = ExtrapolationMLP(_gens(8), in_dim=1, width=32, depth=2, activation="tanh")
+    net = _mlp(_gens(8), in_dim=1, width=32, depth=2, activation="tanh")
     (y,) = _ray(net, np.array([1e2, 1e5, 1e6]), 1)
     bound = sum(w.abs().sum().item() for w in (net.weights[1], net.biases[1]))
     assert np.all(np.abs(y) <= bound)
@@ -73,18 +79,18 @@ def test_tanh_mlp_is_bounded_along_a_ray() -> None:
 
 @pytest.mark.parametrize("make", [
     lambda g: CCP(g, in_dim=2, width=4, degree=3, activation="relu"),
-    lambda g: ExtrapolationMLP(g, in_dim=2, width=4, depth=3, activation="tanh"),
+    lambda g: _mlp(g, in_dim=2, width=4, depth=3, activation="tanh"),
 ])
 def test_each_seed_draws_its_network_from_its_own_generator(make) -> None:
     pair, alone = make(_gens(10, 11)), make(_gens(11))
     for p_pair, p_alone in zip(pair.parameters(), alone.parameters(), strict=True):
         torch.testing.assert_close(p_pair[1], p_alone[0])
-    z = torch.randn(2, 7, 2, generator=generator(0))
+    z = torch.randn(2, 7, 2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(pair(z)[1], alone(z[1:])[0])
 
 
 def test_initialization_is_torch_linear_default_range() -> None:
-    net = ExtrapolationMLP(_gens(12), in_dim=4, width=64, depth=2)
+    net = _mlp(_gens(12), in_dim=4, width=64, depth=2)
     w = net.weights[0]
     assert w.shape == (1, 4, 64)
     assert w.abs().max().item() <= 0.5 and w.abs().max().item() > 0.45

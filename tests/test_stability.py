@@ -16,7 +16,8 @@ from theorybench.experiments.stability import (
     uniform_ball,
 )
 from theorybench.models.cnn import cnn_forward, init_cnn
-from theorybench.models.mlp import init_mlp, mlp_forward
+from theorybench.models.mlp import SeedMLP
+from theorybench.streams import streams
 
 CPU = torch.device("cpu")
 
@@ -56,9 +57,10 @@ def test_init_scales() -> None:
     seeds = tuple(range(64))
 
     def mean_sq_grad(scheme: str, depth: int) -> float:
-        w, alpha = init_mlp(seeds, 16, 256, depth, scheme)
+        net = SeedMLP(streams(seeds, "test"), [16] + [256] * (depth - 1) + [1], init=scheme,
+                      bias=False)
         x = a.expand(len(seeds), *a.shape).clone().requires_grad_()
-        (g,) = torch.autograd.grad(mlp_forward(w, alpha, x, output_relu=False).sum(), x)
+        (g,) = torch.autograd.grad(net(x).sum(), x)
         return g.pow(2).sum(-1).mean().item()
 
     he2, he6 = mean_sq_grad("he", 2), mean_sq_grad("he", 6)
@@ -69,8 +71,8 @@ def test_init_scales() -> None:
 
 def test_cnn_batches_seeds_independently() -> None:
     images = torch.rand(5, 8, 8, generator=torch.Generator().manual_seed(0))
-    both = cnn_forward(init_cnn((0, 1), 4, 3, "he"), images)
-    alone = cnn_forward(init_cnn((1,), 4, 3, "he"), images)
+    both = cnn_forward(init_cnn(streams((0, 1), "test"), 4, 3, "he"), images)
+    alone = cnn_forward(init_cnn(streams((1,), "test"), 4, 3, "he"), images)
     torch.testing.assert_close(both[1:], alone)
 
 

@@ -1,8 +1,8 @@
 """ℓ∞ adversarial attacks on classifiers batched over seeds: PGD with restarts, FGSM, BETA.
 
 Convention: a *seed-batched classifier* maps inputs of shape (S, B, *input) to logits of shape
-(S, B, K): S independent networks, each with its own batch (see ``models/small_nets.py``). Every
-attack perturbs ``x`` inside the set
+(S, B, K): S independent networks, each with its own batch (``models/mlp.py``,
+``models/cnn.py``). Every attack perturbs ``x`` inside the set
 
     Δ(x) = {x + δ : ‖δ‖∞ ≤ ε,  lower ≤ x + δ ≤ upper}
 

@@ -2,7 +2,8 @@
 
 ``resolve_device("auto")`` picks CUDA when present, else the CPU. Experiments never touch the
 global random state: every random draw comes from a ``torch.Generator`` made by
-:func:`generator` from a seed, so a seed fully determines a result on the CPU.
+:func:`theorybench.streams.stream` from a seed and a purpose, so a seed fully determines a
+result on the CPU.
 """
 
 from __future__ import annotations
@@ -26,11 +27,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"
-
-
-def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator seeded with ``seed`` on ``device`` (CPU generators for CPU tensors)."""
-    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def seed_everything(seed: int) -> None:

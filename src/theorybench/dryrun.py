@@ -1,9 +1,8 @@
 """Parameter rewrites that need no knowledge of a kind: the data root and the dry run's caps.
 
-* **Data root.** A kind that reads a local torchvision folder marks that parameter with
-  ``Field(..., json_schema_extra={"data_root": True})`` (a field named ``data_root`` counts as
-  marked). :func:`fill_data_root` sets every marked field, in nested models too (for example
-  ``data.root``), to ``--data-root`` where the spec leaves it unset.
+* **Data root.** A kind that reads a local torchvision folder declares one top-level parameter
+  ``data_root`` marked ``Field(..., json_schema_extra={"data_root": True})``;
+  :func:`fill_data_root` sets it to ``--data-root`` where the spec leaves it unset.
 * **Dry run.** :func:`cap_params` shrinks a cell to one step of each loop, by parameter *name*
   (``CAPS``): epochs, steps, sample counts, widths, attack iterations, trajectories. Each cap
   is kept only when the kind's params model still accepts the result, and choices (the model,
@@ -63,33 +62,19 @@ def _nested(model: type[BaseModel], name: str) -> type[BaseModel] | None:
         else None
 
 
-def _marked(model: type[BaseModel], name: str) -> bool:
-    extra = model.model_fields[name].json_schema_extra
-    return name == "data_root" or (isinstance(extra, dict) and bool(extra.get("data_root")))
-
-
-def data_root_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Dotted names of the fields of ``model`` (and its nested models) marked as a data root."""
-    found = []
-    for name in model.model_fields:
-        sub = _nested(model, name)
-        if sub is not None:
-            found += data_root_fields(sub, f"{prefix}{name}.")
-        elif _marked(model, name):
-            found.append(prefix + name)
-    return found
+def data_root_fields(model: type[BaseModel]) -> list[str]:
+    """The top-level fields of ``model`` marked as its data root (``[]`` or ``["data_root"]``)."""
+    return [name for name, field in model.model_fields.items()
+            if isinstance(field.json_schema_extra, dict)
+            and field.json_schema_extra.get("data_root")]
 
 
 def fill_data_root(model: type[BaseModel], params: dict[str, Any], root: str) -> None:
-    """Set each data-root field of ``params`` the spec left unset (absent or empty) to ``root``,
-    in place."""
-    for dotted in data_root_fields(model):
-        *parents, leaf = dotted.split(".")
-        node = params
-        for key in parents:
-            node = node.setdefault(key, {})
-        if not node.get(leaf):
-            node[leaf] = root
+    """Set the data-root field of ``params`` to ``root`` where the spec left it unset (absent
+    or empty), in place."""
+    for name in data_root_fields(model):
+        if not params.get(name):
+            params[name] = root
 
 
 def _valid(model: type[BaseModel], params: dict[str, Any]) -> bool:

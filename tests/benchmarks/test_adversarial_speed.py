@@ -14,9 +14,9 @@ import torch
 
 from theorybench.attacks import ThreatModel
 from theorybench.data.digits import load_digits_tensors
-from theorybench.device import generator
-from theorybench.models.small_nets import SeedMLP
+from theorybench.models.mlp import SeedMLP
 from theorybench.registry import get_method
+from theorybench.streams import streams
 
 SEEDS = tuple(range(6))
 N, BATCH = 300, 32
@@ -27,9 +27,9 @@ PASSES = {"pgd": THREAT.steps + 1, "beta": 9 * THREAT.steps + 1}
 def _epoch(method_name: str, seeds: tuple[int, ...]) -> None:
     method = get_method("at-method", method_name)
     x, y = load_digits_tensors()
-    net = SeedMLP(seeds, [64, 256, 256, 10])
+    net = SeedMLP(streams(seeds, "test"), [64, 256, 256, 10])
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-    gens = [generator(s) for s in seeds]
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
     xs = x[:N].view(1, N, 1, 8, 8).expand(len(seeds), N, 1, 8, 8)
     ys = y[:N].expand(len(seeds), N)
     for start in range(0, N, BATCH):

@@ -1,2 +1,2 @@
-"""Data sets that need no download: synthetic generators, scikit-learn's digits, MNIST-1D, and
-torchvision data sets read from a local folder."""
+"""Data sets that need no download: synthetic generators, scikit-learn's digits, and torchvision
+data sets read from a local folder."""

@@ -64,11 +64,13 @@ from torch import nn
 from theorybench import attacks
 from theorybench.attacks import ThreatModel
 from theorybench.data.digits import load_digits_tensors
-from theorybench.device import generator
 from theorybench.methods.adversarial import FAMILY as AT_METHODS
+from theorybench.models.cnn import SeedCNN
+from theorybench.models.mlp import SeedMLP
 from theorybench.models.resnet import PreActResNet18, SeedEnsemble
-from theorybench.models.small_nets import SeedCNN, SeedMLP
 from theorybench.registry import experiment, get_method, methods
+from theorybench.splits import minibatches, random_split
+from theorybench.streams import stream, stream_seed, streams
 
 EPOCH_COLUMNS = ("lr", "train_loss", "clean_train", "robust_train", "clean_val", "robust_val",
                  "clean_test", "robust_test", "fgsm_test")
@@ -78,7 +80,6 @@ COLUMNS = ("method", "kind", "epoch", *EPOCH_COLUMNS, *SUMMARY_COLUMNS)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
-_DATA_STREAM, _ORDER_STREAM, _ATTACK_STREAM, _EVAL_STREAM = 1, 2, 3, 4
 
 
 class AdversarialTrainingParams(BaseModel):
@@ -87,7 +88,8 @@ class AdversarialTrainingParams(BaseModel):
     methods: list[str] = Field(["pgd"], min_length=1,
                                description="adversarial-training methods (family at-method)")
     dataset: Literal["digits", "cifar10"] = Field("digits", description="digits: 8×8, in [0, 1]")
-    data_root: str | None = Field(None, description="torchvision folder holding cifar10")
+    data_root: str | None = Field(None, description="torchvision folder holding cifar10",
+                                  json_schema_extra={"data_root": True})
     n_train: int | None = Field(600, ge=1, description="training examples (None: all left)")
     n_val: int = Field(300, ge=1, description="held-out validation examples (clean labels)")
     n_test: int | None = Field(None, ge=1, description="test examples (None: all available)")
@@ -127,13 +129,6 @@ class AdversarialTrainingParams(BaseModel):
         return value
 
 
-def _stream(seed: int, stream: int) -> torch.Generator:
-    """Generator of seed ``seed`` for one purpose (split and noise, minibatch order, training
-    attacks and augmentation, evaluation attacks): separate streams keep the minibatch order and
-    the evaluation draws identical across methods, so methods are paired by seed."""
-    return generator(int(seed) + stream * 2**40)
-
-
 class _Data:
     """The example pool and, per seed, index sets (S, n) into it and the training labels."""
 
@@ -158,15 +153,15 @@ class _Data:
         self.input_shape = tuple(self.x.shape[1:])
         train, val, test, labels = [], [], [], []
         for seed in seeds:
-            g = _stream(seed, _DATA_STREAM)
-            perm = pool[torch.randperm(len(pool), generator=g)]
-            n_train = p.n_train or len(perm) - p.n_val - (p.n_test or 0) * (test_pool is None)
+            g = stream(seed, "adversarial/data")
+            n_train = p.n_train or len(pool) - p.n_val - (p.n_test or 0) * (test_pool is None)
             need = p.n_val + n_train + (p.n_test or 0) * (test_pool is None)
-            if need > len(perm) or n_train < 1:
-                raise ValueError(f"{p.dataset} has {len(perm)} examples; the split needs {need}")
-            val.append(perm[: p.n_val])
-            train.append(perm[p.n_val : p.n_val + n_train])
-            rest = perm[p.n_val + n_train :] if test_pool is None else test_pool
+            if need > len(pool) or n_train < 1:
+                raise ValueError(f"{p.dataset} has {len(pool)} examples; the split needs {need}")
+            va, tr, rest = random_split(len(pool), (p.n_val, n_train, None), g)
+            val.append(pool[va])
+            train.append(pool[tr])
+            rest = pool[rest] if test_pool is None else test_pool
             test.append(rest[: p.n_test] if p.n_test else rest)
             if len(test[-1]) == 0:
                 raise ValueError(f"{p.dataset}: no examples left for the test split")
@@ -184,13 +179,16 @@ class _Data:
 
 
 def _model(p: AdversarialTrainingParams, seeds: Sequence[int], data: _Data) -> nn.Module:
+    """The seed-batched network, each seed's initialized from its ``adversarial/init`` stream."""
     if p.model == "mlp":
         sizes = [math.prod(data.input_shape), *p.hidden, data.num_classes]
-        return SeedMLP(seeds, sizes)
+        return SeedMLP(streams(seeds, "adversarial/init"), sizes)
     if p.model == "cnn":
-        return SeedCNN(seeds, data.input_shape, data.num_classes)  # type: ignore[arg-type]
-    return SeedEnsemble(seeds, lambda: PreActResNet18(data.num_classes, mean=CIFAR10_MEAN,
-                                                      std=CIFAR10_STD))
+        return SeedCNN(streams(seeds, "adversarial/init"), data.input_shape,  # type: ignore[arg-type]
+                       data.num_classes)
+    return SeedEnsemble([stream_seed(s, "adversarial/init") for s in seeds],
+                        lambda: PreActResNet18(data.num_classes, mean=CIFAR10_MEAN,
+                                               std=CIFAR10_STD))
 
 
 def learning_rate(p: AdversarialTrainingParams, t: float) -> float:
@@ -258,9 +256,9 @@ def _train_method(
         opt = torch.optim.Adam(params, lr=p.lr, weight_decay=p.weight_decay)
     threat = ThreatModel(eps=p.eps, step_size=p.step_size * p.eps, steps=p.attack_steps,
                          fgsm_step_size=p.fgsm_step_size * p.eps, num_classes=data.num_classes)
-    order_gens = [_stream(s, _ORDER_STREAM) for s in seeds]
-    train_gens = [_stream(s, _ATTACK_STREAM) for s in seeds]
-    eval_gens = [_stream(s, _EVAL_STREAM) for s in seeds]
+    order_gens = streams(seeds, "adversarial/order")
+    train_gens = streams(seeds, "adversarial/attack")
+    eval_gens = streams(seeds, "adversarial/eval")
     n_train = data.train.shape[1]
     n_eval = min(p.n_train_eval, n_train)
     steps_per_epoch = math.ceil(n_train / p.batch_size)
@@ -269,11 +267,10 @@ def _train_method(
         model.train()
         order = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
         losses = torch.zeros(len(seeds))
-        for step in range(steps_per_epoch):
+        for step, pick in enumerate(minibatches(order, p.batch_size)):
             lr = learning_rate(p, epoch - 1 + (step + 1) / steps_per_epoch)
             for group in opt.param_groups:
                 group["lr"] = lr
-            pick = order[:, step * p.batch_size : (step + 1) * p.batch_size]
             x, y = data.batch(data.train.gather(1, pick), data.train_labels.gather(1, pick))
             if p.augment:
                 x = _augment(x, train_gens)
@@ -381,8 +378,8 @@ def danskin_direction(p: DanskinParams, seeds: Sequence[int], device: torch.devi
         grid = torch.linspace(-p.radius, p.radius, p.grid, dtype=torch.float64)
         return phi(x[:, None], grid[None, :]).amax(1)
 
-    start = torch.stack([torch.rand((), generator=generator(s), dtype=torch.float64)
-                         for s in seeds])
+    start = torch.stack([torch.rand((), generator=g, dtype=torch.float64)
+                         for g in streams(seeds, "adversarial/danskin")])
     delta = (2 * start - 1) * p.radius
     x0 = torch.full((len(seeds),), p.x0, dtype=torch.float64)
     for _ in range(p.inner_steps):

@@ -47,13 +47,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from theorybench.data.digits import load_digits_tensors
 from theorybench.data.synthetic import teacher_regression
 from theorybench.data.torchvision_local import load_local
-from theorybench.device import generator
 from theorybench.registry import experiment
+from theorybench.splits import epoch_orders, minibatches, random_split
+from theorybench.streams import stream, streams
 
 DTYPE = torch.float64
-RIDGE_GRID = torch.logspace(-8, 1, 28, dtype=DTYPE)
+RIDGE_GRID = (-8.0, 1.0, 28)
 """λ values tried by ``ridge: tuned`` (objective (1/n)‖Φc − y‖² + λ‖c‖², features of unit
-norm)."""
+norm): ``torch.logspace(*RIDGE_GRID)``, 28 values from 1e-8 to 10."""
 
 
 class RFData(BaseModel):
@@ -70,14 +71,14 @@ class RFData(BaseModel):
         0.5, ge=0, description="sd of Gaussian noise added to training and validation targets"
     )
     dim: int = Field(20, ge=1, description="input dimension of the synthetic teacher")
-    root: str = Field("~/data", description="torchvision folder holding MNIST (name: mnist)",
-                      json_schema_extra={"data_root": True})
 
 
 class RFParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: RFData = Field(default_factory=RFData)
+    data_root: str | None = Field(None, description="torchvision folder holding MNIST "
+                                  "(data.name: mnist)", json_schema_extra={"data_root": True})
     ratio: float = Field(1.0, gt=0, description="m/n, the number of features over n_train")
     features: Literal["fourier", "relu"] = "fourier"
     draws: int = Field(10, ge=2, description="feature draws per seed (bias/variance)")
@@ -102,29 +103,34 @@ class Split:
         return Split(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
-def _pool(d: RFData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Inputs and ±1 targets of the chosen pair; for MNIST also its separate test split."""
+def _pool(d: RFData, data_root: str | None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Inputs and ±1 targets of the chosen pair; for MNIST (read from ``data_root``) also its
+    separate test split."""
     a, b = d.pair
     if d.name == "digits":
         x, y = load_digits_tensors()
         keep = (y == a) | (y == b)
         return x[keep], torch.where(y[keep] == a, 1.0, -1.0), None, None
+    if not data_root:
+        raise ValueError("data.name mnist is read from a local torchvision folder: set the "
+                         "data_root parameter (theorybench never downloads data)")
     out = []
     for train in (True, False):
-        x, y = load_local("mnist", d.root, train=train)
+        x, y = load_local("mnist", data_root, train=train)
         keep = (y == a) | (y == b)
         out += [x[keep].flatten(1), torch.where(y[keep] == a, 1.0, -1.0)]
     return out[0], out[1], out[2], out[3]
 
 
-def make_split(d: RFData, seeds: Sequence[int]) -> Split:
+def make_split(d: RFData, seeds: Sequence[int], data_root: str | None = None) -> Split:
     """Per seed: a random train/validation/test split (or a synthetic draw) and label noise,
-    drawn from ``generator(seed)`` alone."""
+    drawn from the seed's ``double_descent/data`` stream alone."""
     parts: list[list[torch.Tensor]] = [[] for _ in range(7)]
     sizes = (d.n_train, d.n_val, d.n_test)
-    pool = None if d.name == "synthetic" else _pool(d)
+    pool = None if d.name == "synthetic" else _pool(d, data_root)
     for seed in seeds:
-        g = generator(seed)
+        g = stream(seed, "double_descent/data")
         if pool is None:
             x, noisy, clean = teacher_regression(sum(sizes), d.dim, d.label_noise, g)
             tr, va, te = torch.split(torch.arange(sum(sizes)), sizes)
@@ -136,13 +142,11 @@ def make_split(d: RFData, seeds: Sequence[int]) -> Split:
                 if need > len(x):
                     raise ValueError(f"{d.name} pair {d.pair} has {len(x)} examples, "
                                      f"fewer than n_train + n_val + n_test = {need}")
-                perm = torch.randperm(len(x), generator=g)
-                tr, va, te = torch.split(perm[:need], sizes)
+                tr, va, te = random_split(len(x), sizes, g)
                 xt, yt = x[te], y[te]
             else:
-                perm = torch.randperm(len(x), generator=g)
-                tr, va = torch.split(perm[: d.n_train + d.n_val], sizes[:2])
-                te = torch.randperm(len(x_test_pool), generator=g)[: d.n_test]
+                tr, va = random_split(len(x), sizes[:2], g)
+                (te,) = random_split(len(x_test_pool), (d.n_test,), g)
                 xt, yt = x_test_pool[te], y_test_pool[te]
             noise = d.label_noise * torch.randn(d.n_train + d.n_val, generator=g)
             draw = (x[tr], y[tr] + noise[: d.n_train], y[tr], x[va], y[va] + noise[d.n_train:],
@@ -156,11 +160,11 @@ def draw_features(
     x_train: torch.Tensor, m: int, draws: int, seeds: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frequencies ``W/σ`` of shape (S, D, m, p) and phases ``b`` (S, D, m); σ is each seed's
-    median pairwise training distance. Drawn from ``generator(seed + 1_000_003)`` per seed."""
+    median pairwise training distance. Drawn from each seed's ``double_descent/features``
+    stream."""
     p = x_train.shape[-1]
     ws, bs = [], []
-    for seed in seeds:
-        g = generator(seed + 1_000_003)
+    for g in streams(seeds, "double_descent/features"):
         ws.append(torch.randn(draws, m, p, generator=g, dtype=DTYPE))
         bs.append(2 * math.pi * torch.rand(draws, m, generator=g, dtype=DTYPE))
     dist = torch.cdist(x_train, x_train)
@@ -216,7 +220,8 @@ def solution_operator(
     given λ or, for ``ridge: tuned``, at the λ of :data:`RIDGE_GRID` chosen on validation."""
     if p.ridge == 0:
         return torch.linalg.pinv(phi_tr), phi_tr.new_zeros(phi_tr.shape[:2])
-    grid = RIDGE_GRID if p.ridge == "tuned" else torch.tensor([float(p.ridge)], dtype=DTYPE)
+    grid = (torch.logspace(*RIDGE_GRID, dtype=DTYPE) if p.ridge == "tuned"
+            else torch.tensor([float(p.ridge)], dtype=DTYPE))
     grid = grid.to(phi_tr.device)
     return ridge_operator(phi_tr, phi_va, data.y_train, data.y_val, grid)
 
@@ -261,7 +266,7 @@ def rf_double_descent(p: RFParams, seeds: Sequence[int], device: torch.device) -
     minimum-norm fit).
     """
     seeds = tuple(seeds)
-    data = make_split(p.data, seeds).to(device)
+    data = make_split(p.data, seeds, p.data_root).to(device)
     m = max(1, round(p.ratio * data.x_train.shape[-2]))
     w, b = draw_features(data.x_train, m, p.draws, seeds)
     phi_tr, phi_va, phi_te = (featurize(x, w, b, p.features)
@@ -291,6 +296,8 @@ class RFSGDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: RFData = Field(default_factory=RFData)
+    data_root: str | None = Field(None, description="torchvision folder holding MNIST "
+                                  "(data.name: mnist)", json_schema_extra={"data_root": True})
     ratio: float = Field(2.0, gt=0, description="m/n")
     features: Literal["fourier", "relu"] = "fourier"
     draws: int = Field(2, ge=1, description="feature draws per seed")
@@ -315,10 +322,9 @@ def sgd_fit(
     ``step / max_i ‖φ_i‖²`` per (seed, draw). Returns the final coefficients (S, D, m).
     """
     lr = step / (phi**2).sum(dim=-1).amax(dim=-1, keepdim=True)  # (S, D, 1)
-    n, m = phi.shape[-2:]
+    m = phi.shape[-1]
     for epoch in range(epochs):
-        for start in range(0, n, batch_size):
-            idx = orders[:, epoch, start:start + batch_size]  # (S, B)
+        for idx in minibatches(orders[:, epoch], batch_size):  # (S, B)
             rows = idx.view(idx.shape[0], 1, -1, 1).expand(-1, phi.shape[1], -1, m)
             phi_b = phi.gather(2, rows)  # (S, D, B, m)
             y_b = y.gather(2, idx.unsqueeze(1).expand(-1, y.shape[1], -1))
@@ -340,7 +346,7 @@ def rf_sgd_vs_min_norm(
 ) -> pd.DataFrame:
     """Two rows per seed (``solver`` ∈ {min_norm, sgd}) on the same data and features: test
     error against clean targets and training error, averaged over the draws."""
-    data = make_split(p.data, seeds).to(device)
+    data = make_split(p.data, seeds, p.data_root).to(device)
     n = data.x_train.shape[-2]
     m = max(1, round(p.ratio * n))
     w, b = draw_features(data.x_train, m, p.draws, seeds)
@@ -348,9 +354,8 @@ def rf_sgd_vs_min_norm(
     phi_te = featurize(data.x_test, w, b, p.features)
     y = data.y_train.unsqueeze(1).expand(-1, p.draws, -1)
     orders, starts = [], []
-    for seed in seeds:
-        g = generator(seed + 2_000_003)
-        orders.append(torch.rand(p.epochs, n, generator=g).argsort(dim=-1))
+    for g in streams(seeds, "double_descent/sgd"):
+        orders.append(epoch_orders([g], p.epochs, n)[0])
         starts.append(torch.randn(p.draws, m, generator=g, dtype=DTYPE))
     start = p.init_scale * torch.stack(starts).to(device)
     order = torch.stack(orders).to(device)

@@ -50,7 +50,6 @@ seeds (``by: model``).
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -60,10 +59,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from theorybench.device import generator
-from theorybench.models.extrapolation_mlp import ExtrapolationMLP
-from theorybench.models.polynomial import CCP, Activation
+from theorybench.models.mlp import Activation, SeedMLP
+from theorybench.models.polynomial import CCP
 from theorybench.registry import experiment
+from theorybench.streams import stream, streams
 
 Target = Literal["cubic", "cubic_code", "cos2x", "quadratic", "quadratic_psd"]
 
@@ -133,11 +132,6 @@ class ExtrapolationParams(BaseModel):
         return self
 
 
-def _generator(seed: int, stream: str) -> torch.Generator:
-    """An independent generator per (seed, stream): data, and each model's initialization."""
-    return generator(zlib.crc32(f"extrapolation/{seed}/{stream}".encode()))
-
-
 def polyfit_ss(h: np.ndarray, y: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
     """Residual and total sums of squares ``(SS_res, SS_tot)`` of the least-squares polynomial of
     ``degree`` in ``h`` fitted to each curve ``y[..., :]`` (all curves share the grid ``h``)."""
@@ -178,7 +172,7 @@ def _data(
     ``(S, m, d) -> (S, m)``."""
     xs, dirs, mats = [], [], []
     for seed in seeds:
-        g = _generator(seed, "data")
+        g = stream(seed, "extrapolation/data")
         if dim == 1:
             xs.append((torch.rand(p.n_train, 1, generator=g) * 2 - 1) * r)
             dirs.append(torch.tensor([[1.0], [-1.0]]))
@@ -208,12 +202,14 @@ def _data(
 def _build(kind: str, p: ExtrapolationParams, seeds: Sequence[int], dim: int) -> nn.Module:
     """The seed-batched model ``kind`` (``pn``, ``mlp`` or ``reference_mlp``), freshly
     initialized from its own stream of each seed."""
-    gens = [_generator(s, kind) for s in seeds]
+    gens = streams(seeds, f"extrapolation/{kind}")
     if kind == "pn":
         return CCP(gens, dim, p.width, p.degree, p.activation)
-    if kind == "mlp":
-        return ExtrapolationMLP(gens, dim, p.width, p.depth, p.activation)
-    return ExtrapolationMLP(gens, dim, p.mlp_width, p.mlp_depth, "relu")
+    width, depth, act = ((p.width, p.depth, p.activation) if kind == "mlp"
+                         else (p.mlp_width, p.mlp_depth, "relu"))
+    # Xu et al.'s networks: nn.Linear layers (biases, default init) and a linear read-out
+    return SeedMLP(gens, [dim] + [width] * (depth - 1) + [1], activation=act,
+                   scalar_output=True, draw_order="weights_first")
 
 
 def _rows(

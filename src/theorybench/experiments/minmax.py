@@ -38,9 +38,9 @@ trajectory is classified from its tail by :func:`classify_tails`, never by ergod
                  closes up: the iterate one full turn before the last lies within ``period_tol``
                  · diam(tail) of it (a limit cycle).
 
-Each seed has its own streams: initial points from ``theorybench.device.generator(seed)``, oracle
-noise for that seed's trajectories from ``generator(seed + 2**40)``, so a seed's rows do not
-depend on which other seeds share its cell. One row per trajectory with these 0/1 columns,
+Each seed has its own streams (``theorybench.streams``): initial points from ``minmax/init``,
+oracle noise for that seed's trajectories from ``minmax/noise``, so a seed's rows do not depend on
+which other seeds share its cell. One row per trajectory with these 0/1 columns,
 ``tail_dist`` (min over the tail of the distance to the nearest critical point),
 ``tail_grad_norm`` (min over the tail of ‖V‖), ``final_dist``, ``revolutions`` (turns of the tail
 around its centroid; ≈ 0.5 for a short arc), ``radius`` (mean ‖z − c‖ over the tail's last turn:
@@ -66,14 +66,11 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from theorybench.device import generator
 from theorybench.methods.minmax import ALGORITHMS, GAMES, Oracle
 from theorybench.registry import experiment, get_method, methods
+from theorybench.streams import stream, streams
 
 Tensor = torch.Tensor
-NOISE_STREAM = 2**40
-"""Seed s draws its oracle noise from generator(s + NOISE_STREAM), its initial points from
-generator(s)."""
 ANNULUS = 0.3
 """A periodic tail must avoid its own centroid: min radius ≥ ANNULUS × mean radius (a ring, not
 noise around a point)."""
@@ -231,7 +228,7 @@ def classify_tails(tail: Tensor, grad_norm: Tensor, critical: Tensor, *, converg
 
 
 def initial_points(game: Any, p: MinMaxParams, seed: int) -> Tensor:
-    gen = generator(seed)
+    gen = stream(seed, "minmax/init")
     if p.init_box is None:
         return game.sample_init(p.trajectories, gen)
     box = torch.tensor(p.init_box, dtype=torch.float64)
@@ -256,7 +253,7 @@ def minmax_dynamics(p: MinMaxParams, seeds: Sequence[int], device: torch.device)
     game = get_method(GAMES, p.game)(**p.game_params)
     algorithm = get_method(ALGORITHMS, p.algorithm)()
     z0 = torch.cat([initial_points(game, p, s) for s in seeds])
-    oracle = Oracle(game, p.noise, [generator(s + NOISE_STREAM) for s in seeds])
+    oracle = Oracle(game, p.noise, streams(seeds, "minmax/noise"))
     start = tail_start(p.schedule, p.steps, p.tail)
     tail = run_tail(game, algorithm, oracle, z0, p.schedule, p.steps, start, p.tail_samples)
     n, m, d = tail.shape

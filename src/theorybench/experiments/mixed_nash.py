@@ -38,7 +38,7 @@ on the stationary hyperbola, |2θω − 1| ≤ 0.05, for GDA; for particles the 
 (θ_i, ω_j) that do), ``mean_theta``, ``mean_omega``, ``spread_theta`` and ``spread_omega``
 (standard deviations of the particles), and the 0/1 events ``at_equilibrium`` (gap ≤
 ``gap_tol``) and ``trapped`` (gap > ``gap_tol`` with at least half of the pairs on the ridge).
-Each seed draws its starts and its noise from ``generator(seed)`` alone.
+Each seed draws its starts and its noise from its ``mixed_nash/run`` stream alone.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from theorybench.device import generator
 from theorybench.registry import experiment
+from theorybench.streams import stream
 
 BOX = 2.0
 
@@ -136,7 +136,7 @@ def mixed_nash(p: MixedNashParams, seeds: Sequence[int], device: torch.device) -
     n, temperature, spread = (1, 0.0, 0.0) if pure else (p.particles, p.temperature, p.spread)
     tables = []
     for seed in seeds:
-        gen = generator(seed)
+        gen = stream(seed, "mixed_nash/run")
         start = ((2 * torch.rand(p.runs, 2, generator=gen, dtype=torch.float64) - 1) * BOX).numpy()
         jitter = spread * torch.randn(p.runs, 2, n, generator=gen, dtype=torch.float64).numpy()
         theta = reflect(start[:, :1] + jitter[:, 0])

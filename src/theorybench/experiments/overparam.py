@@ -40,9 +40,11 @@ from torch.func import vmap
 
 from theorybench.data.digits import load_digits_tensors
 from theorybench.data.synthetic import linear_regression, sphere
-from theorybench.device import generator
+from theorybench.models.mlp import SeedMLP
 from theorybench.ntk import empirical_ntk, two_layer_relu, two_layer_relu_ntk
 from theorybench.registry import experiment
+from theorybench.splits import epoch_orders, minibatches, random_split
+from theorybench.streams import stream, streams
 
 # --------------------------------------------------------------------------------------------
 # Linear convergence of GD on wide two-layer ReLU nets (Du et al. 2019)
@@ -68,7 +70,7 @@ def _gd_init(
     """Per seed: inputs (S, n, d) on the sphere, ±1 labels (S, n), and the net's weights."""
     xs, bs, ws, vs = [], [], [], []
     for seed in seeds:
-        g = generator(seed)
+        g = stream(seed, "overparam/gd")
         xs.append(sphere(p.n, p.dim, g, dtype=torch.float64))
         bs.append(torch.randint(0, 2, (p.n,), generator=g).to(torch.float64) * 2 - 1)
         ws.append(torch.randn(p.width, p.dim, generator=g, dtype=torch.float64))
@@ -176,31 +178,6 @@ class RandomLabelsParams(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-def _init_classifier(
-    seeds: Sequence[int], sizes: list[int]
-) -> list[torch.Tensor]:
-    """He-initialized weights (S, fan_in + 1, fan_out) per layer, the last row the bias (0)."""
-    layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        per_seed = []
-        for seed in seeds:
-            g = generator(seed * 1_000 + len(layers) + 1)
-            w = torch.randn(fan_in, fan_out, generator=g) * math.sqrt(2.0 / fan_in)
-            per_seed.append(torch.cat([w, torch.zeros(1, fan_out)]))
-        layers.append(torch.stack(per_seed))
-    return layers
-
-
-def _classify(layers: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Logits (S, N, classes) of the batched MLP for inputs (S, N, p)."""
-    h = x
-    for i, layer in enumerate(layers):
-        h = h @ layer[:, :-1] + layer[:, -1:]
-        if i < len(layers) - 1:
-            h = torch.relu(h)
-    return h
-
-
 @experiment(
     "random_label_fit",
     family="overparam",
@@ -219,30 +196,33 @@ def random_label_fit(
     x_all = x_all - x_all.mean(dim=0)
     xs, ys, xt, yt, orders = [], [], [], [], []
     for seed in seeds:
-        g = generator(seed)
-        perm = torch.randperm(len(x_all), generator=g)
-        tr, te = perm[: p.n_train], perm[p.n_train: p.n_train + p.n_test]
+        g = stream(seed, "overparam/random-labels")
+        tr, te = random_split(len(x_all), (p.n_train, p.n_test), g)
         labels = y_all[tr] if p.labels == "true" else torch.randint(0, 10, (p.n_train,),
                                                                     generator=g)
         xs.append(x_all[tr])
         ys.append(labels)
         xt.append(x_all[te])
         yt.append(y_all[te])
-        orders.append(torch.rand(p.epochs, p.n_train, generator=g).argsort(dim=-1))
+        orders.append(epoch_orders([g], p.epochs, p.n_train)[0])
     x, y, x_test, y_test = (torch.stack(t).to(device) for t in (xs, ys, xt, yt))
     order = torch.stack(orders).to(device)
-    layers = [t.to(device) for t in _init_classifier(
-        seeds, [x.shape[-1]] + [p.width] * p.hidden_layers + [10])]
+    net = SeedMLP(streams(seeds, "overparam/random-labels/init"),
+                  [x.shape[-1]] + [p.width] * p.hidden_layers + [10], init="he").to(device)
+    layers = [t.detach() for t in (*net.weights, *net.biases)]
+    n_layers = len(net.weights)
     velocity = [torch.zeros_like(t) for t in layers]
 
+    def classify(params: list[torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        return net.forward_with(params[:n_layers], params[n_layers:], xb)
+
     def loss_fn(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        logits = _classify(params, xb)
+        logits = classify(params, xb)
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(),
                                                  reduction="none").view(yb.shape).mean(dim=1)
 
     for epoch in range(p.epochs):
-        for start in range(0, p.n_train, p.batch_size):
-            idx = order[:, epoch, start:start + p.batch_size]
+        for idx in minibatches(order[:, epoch], p.batch_size):
             xb = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
             yb = y.gather(1, idx)
             params = [t.requires_grad_() for t in layers]
@@ -250,8 +230,8 @@ def random_label_fit(
             velocity = [p.momentum * v + gr for v, gr in zip(velocity, grads, strict=True)]
             layers = [(t - p.lr * v).detach() for t, v in zip(params, velocity, strict=True)]
     with torch.no_grad():
-        train_err = (_classify(layers, x).argmax(-1) != y).double().mean(dim=1)
-        test_acc = (_classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1)
+        train_err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1)
+        test_acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1)
         train_loss = loss_fn(layers, x, y)
     n_params = sum(t[0].numel() for t in layers)
     return pd.DataFrame({"seed": list(seeds), "n_params": n_params,
@@ -297,7 +277,7 @@ def sgd_step_schedule(p: SGDStepParams, seeds: Sequence[int], device: torch.devi
     checkpoints = sorted({k for h in p.horizons for k in (h, h // 2)})
     data, picks = [], []
     for seed in seeds:
-        g = generator(seed)
+        g = stream(seed, "overparam/sgd")
         data.append(linear_regression(p.n, p.dim, p.noise, g, dtype=torch.float64))
         picks.append(torch.randint(0, p.n, (total, p.batch_size), generator=g))
     a = torch.stack([d[0] for d in data]).to(device)  # (S, n, dim)

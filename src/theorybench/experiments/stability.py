@@ -30,11 +30,12 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from theorybench.data.digits import load_digits_tensors, split
-from theorybench.device import generator
+from theorybench.data.digits import load_digits_tensors
 from theorybench.models.cnn import CNN_INITS, cnn_forward, init_cnn
-from theorybench.models.mlp import init_mlp, mlp_forward
+from theorybench.models.mlp import SeedMLP
 from theorybench.registry import experiment
+from theorybench.splits import random_split
+from theorybench.streams import stream, streams
 
 Weights = list[torch.Tensor]
 
@@ -83,24 +84,30 @@ def _data(p: StabilityParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
         x, y = load_digits_tensors()
         positive = y % 2 == 0
     else:
-        g = generator(10_000)
+        g = stream(0, "stability/data")
         x = torch.randn(p.n_train + p.n_eval, p.dim, generator=g)
         positive = x[:, 0] > 0
     target = positive.float() if p.output_relu else positive.float() * 2 - 1
     x = x / x.norm(dim=1, keepdim=True)
-    train, held = split(len(x), (p.n_train, p.n_eval), seed=0)
+    train, held = random_split(len(x), (p.n_train, p.n_eval), stream(0, "stability/split"))
     return x[train], target[train], x[held]
 
 
 def _model(p: StabilityParams, seeds: tuple[int, ...], in_dim: int, device: torch.device
            ) -> tuple[Weights, Callable[[Weights, torch.Tensor], torch.Tensor]]:
+    """Initial weights (each seed's from its ``stability/init`` stream) and the forward map.
+    MLP weights are kept in the paper's orientation X_l ∈ ℝ^{m×p}: (S, d_l, d_{l−1})."""
+    gens = streams(seeds, "stability/init")
     if p.arch == "mlp":
-        weights, alpha = init_mlp(seeds, in_dim, p.width, p.depth, p.init, device)
-        return weights, lambda w, a: mlp_forward(w, alpha, a, p.output_relu)
+        net = SeedMLP(gens, [in_dim] + [p.width] * (p.depth - 1) + [1], init=p.init,
+                      bias=False, readout="relu" if p.output_relu else "identity",
+                      scalar_output=True)
+        return ([w.detach().mT.to(device) for w in net.weights],
+                lambda w, a: net.forward_with([x.mT for x in w], [], a))
     if p.init not in CNN_INITS:
         raise ValueError(f"the CNN supports init {sorted(CNN_INITS)}, not {p.init!r}")
     side = math.isqrt(in_dim)
-    weights = init_cnn(seeds, p.width, p.depth, p.init, device)
+    weights = init_cnn(gens, p.width, p.depth, p.init, device)
     return weights, lambda w, a: cnn_forward(w, a.reshape(*a.shape[:-1], side, side))
 
 
@@ -156,8 +163,8 @@ def perturbation_stability(
     seeds = tuple(seeds)
     x_train, b_train, x_eval = (t.to(device) for t in _data(p))
     weights, forward = _model(p, seeds, x_train.shape[1], device)
-    u = torch.stack([uniform_ball(len(x_eval), p.n_perturb, x_eval.shape[1],
-                                  generator(seed + 1_000_003)) for seed in seeds]).to(device)
+    u = torch.stack([uniform_ball(len(x_eval), p.n_perturb, x_eval.shape[1], g)
+                     for g in streams(seeds, "stability/perturb")]).to(device)
 
     def loss(w: Weights) -> torch.Tensor:
         return 0.5 * ((forward(w, x_train) - b_train) ** 2).mean(dim=1).sum()
@@ -173,7 +180,7 @@ def perturbation_stability(
                  torch.zeros(len(seeds)), step)
     if p.train_steps:
         lam = top_hessian_eigenvalue(loss, weights, p.power_iters,
-                                     [generator(seed + 2_000_003) for seed in seeds])
+                                     streams(seeds, "stability/power"))
         step = (p.lr / lam.clamp_min(1e-12)).clamp_max(p.max_step)
         for _ in range(p.train_steps):
             active = per_seed_loss(weights) > p.target_loss_ratio * loss0

@@ -1,24 +1,36 @@
-"""A small all-convolutional ReLU network for 8×8 images, batched over seeds.
+"""Convolutional networks batched over seeds: the stability family's all-convolutional ReLU network
+(:func:`init_cnn`, :func:`cnn_forward`) and the adversarial family's classifier (:class:`SeedCNN`).
+
+All-convolutional network, for 8×8 images:
 
 ``depth − 1`` convolutions (3×3, padding 1, ``width`` channels, no biases, ReLU), global average
 pooling, and a linear read-out to one output: h(a) = v · mean_pixels σ(C_{L−1} ∗ … σ(C_1 ∗ a)).
 Seeds run as convolution groups: the S networks are one grouped convolution with S groups.
 Initialization: He (variance 2/fan-in) or LeCun (1/fan-in), fan-in = channels_in · 9; the
 read-out has variance 2/m (He) or 1/m (LeCun).
+
+:class:`SeedCNN`: the MNIST network of Wong, Rice, Kolter (ICLR 2020), conv(c→16, 4, stride 2,
+pad 1) – ReLU – conv(16→32, 4, stride 2, pad 1) – ReLU – fc(·→100) – ReLU – fc(100→K), mapping
+(S, B, C, H, W) to logits (S, B, K); the S networks run as one grouped convolution with S groups.
+PyTorch's default initialization U(−1/√fan_in, 1/√fan_in) for weights and biases, seed s drawing
+all its tensors from ``generators[s]`` in order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from theorybench.device import generator
+from theorybench.models.mlp import uniform
 
 CNN_INITS = {"he": 2.0, "lecun": 1.0}
 
 
 def init_cnn(
-    seeds: tuple[int, ...], width: int, depth: int, scheme: str,
+    generators: Sequence[torch.Generator], width: int, depth: int, scheme: str,
     device: torch.device | str = "cpu",
 ) -> list[torch.Tensor]:
     """Kernels of shape (S, m, c_in, 3, 3) for each convolution, then the read-out (S, 1, m)."""
@@ -27,8 +39,7 @@ def init_cnn(
     gain = CNN_INITS[scheme]
     shapes = [(width, 1, 3, 3)] + [(width, width, 3, 3)] * (depth - 2)
     per_seed = []
-    for seed in seeds:
-        g = generator(seed)
+    for g in generators:
         layers = [torch.randn(s, generator=g) * (gain / (s[1] * 9)) ** 0.5 for s in shapes]
         layers.append(torch.randn((1, width), generator=g) * (gain / width) ** 0.5)
         per_seed.append(layers)
@@ -45,3 +56,46 @@ def cnn_forward(weights: list[torch.Tensor], images: torch.Tensor) -> torch.Tens
         h = torch.relu(F.conv2d(h, w.reshape(-1, *w.shape[2:]), padding=1, groups=s))
     pooled = h.reshape(n, s, -1, hh * ww).mean(-1)  # (N, S, m)
     return torch.einsum("nsm,sm->sn", pooled, weights[-1][:, 0])
+
+
+class SeedCNN(nn.Module):
+    """Wong et al.'s small MNIST CNN for (C, H, W) inputs with H, W divisible by 4."""
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        channels: tuple[int, int] = (16, 32),
+        hidden: int = 100,
+    ) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"SeedCNN needs H and W divisible by 4, got {input_shape}")
+        c1, c2 = channels
+        flat = c2 * (h // 4) * (w // 4)
+        shapes = [
+            ((c1, c, 4, 4), c * 16), ((c1,), c * 16),
+            ((c2, c1, 4, 4), c1 * 16), ((c2,), c1 * 16),
+            ((flat, hidden), flat), ((1, hidden), flat),
+            ((hidden, num_classes), hidden), ((1, num_classes), hidden),
+        ]
+        names = ["conv1_w", "conv1_b", "conv2_w", "conv2_b", "fc1_w", "fc1_b", "fc2_w", "fc2_b"]
+        per_seed = [[uniform(shape, fan_in, g) for shape, fan_in in shapes] for g in generators]
+        for i, name in enumerate(names):
+            self.register_parameter(name, nn.Parameter(torch.stack([p[i] for p in per_seed])))
+        self.num_seeds = len(per_seed)
+
+    def _conv(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(h, w.flatten(0, 1), b.flatten(), stride=2, padding=1,
+                        groups=self.num_seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, n = x.shape[:2]
+        h = x.transpose(0, 1).flatten(1, 2)  # (B, S·C, H, W): seed s is group s
+        h = torch.relu(self._conv(h, self.conv1_w, self.conv1_b))
+        h = torch.relu(self._conv(h, self.conv2_w, self.conv2_b))
+        h = h.view(n, s, -1).transpose(0, 1)  # (S, B, C2·H/4·W/4)
+        h = torch.relu(torch.baddbmm(self.fc1_b, h, self.fc1_w))
+        return torch.baddbmm(self.fc2_b, h, self.fc2_w)

@@ -25,31 +25,14 @@ batched matrix products, one per seed, each initialized from its own generator l
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-Activation = Literal["identity", "relu", "tanh", "sin"]
+from theorybench.models.mlp import ACTIVATIONS, Activation, uniform_init
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "identity": lambda x: x,
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sin": torch.sin,
-}
-
-
-def uniform_init(
-    generators: Sequence[torch.Generator], shape: tuple[int, ...], fan_in: int
-) -> nn.Parameter:
-    """Seed-stacked parameter of shape ``(S, *shape)``, entry ``s`` drawn from ``generators[s]``
-    uniformly on ``[−1/√fan_in, 1/√fan_in]`` (the ``torch.nn.Linear`` default)."""
-    bound = 1.0 / math.sqrt(fan_in)
-    draws = [(torch.rand(shape, generator=g) * 2.0 - 1.0) * bound for g in generators]
-    return nn.Parameter(torch.stack(draws))
+__all__ = ["CCP", "Activation"]
 
 
 class CCP(nn.Module):

@@ -9,8 +9,9 @@ a 1×1 strided convolution as the shortcut when the shape changes. Stages of 2 b
 Batch normalization keeps running statistics, so the seeds cannot share one vectorized call
 (``torch.func.vmap`` forbids the in-place updates); :class:`SeedEnsemble` runs its S networks one
 after the other. This is the ``paper`` profile's network, meant for a GPU with one or few seeds.
-Each network is initialized with PyTorch's defaults under ``torch.random.fork_rng`` seeded from its
-seed, so it depends on its seed alone and the global random state is left untouched.
+Each network is initialized with PyTorch's defaults under ``torch.random.fork_rng`` seeded with its
+own seed (a stream seed of ``theorybench.streams``), so it depends on that seed alone and the
+global random state is left untouched.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class PreActResNet18(nn.Module):
 
 
 class SeedEnsemble(nn.Module):
-    """S networks, one per seed, behind the seed-batched interface; ``build()`` makes one."""
+    """S networks behind the seed-batched interface, one per entry of ``seeds`` (each built by
+    ``build()`` with the global generator seeded with that entry)."""
 
     def __init__(self, seeds: Sequence[int], build: Callable[[], nn.Module]) -> None:
         super().__init__()

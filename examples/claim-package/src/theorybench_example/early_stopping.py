@@ -31,8 +31,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from theorybench.device import generator
 from theorybench.registry import experiment, get_method, methods
+from theorybench.streams import stream
 
 DEFAULT_STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
@@ -71,7 +71,7 @@ def _problem(p: EarlyStoppingParams, seeds: Sequence[int]
     """Per seed, from its own generator: inputs (S, n, d), labels (S, n), β* (S, d)."""
     xs, ys, betas = [], [], []
     for seed in seeds:
-        g = generator(seed)
+        g = stream(seed, "regression-data")
         beta = torch.randn(p.d, generator=g, dtype=torch.float64)
         beta = p.signal * beta / beta.norm()
         x = torch.randn(p.n, p.d, generator=g, dtype=torch.float64)
