@@ -214,6 +214,20 @@ def _draw_references(ax: Any, references: list[Reference], metric: str, along: s
             ax.axhline(value, color="black", ls=":", lw=1.2, label=f"paper: {ref.label}")
 
 
+def along_figure(request: FigureRequest, key: list[Any],
+                 prediction: Callable[[Any], None] | None = None, **options: bool) -> str | None:
+    """The figure of a rule that reads its metric along the spec's ``along`` column: the curve of
+    each arm (:func:`curve_figure` with ``options``), shared by the page's rules with the same
+    ``key`` and rows; a note when the rule names no ``along``."""
+    along = request.rule.fields.get("along")
+    if not along:
+        return "no figure: the rule names no `along` column"
+    request.caption = CURVE_CAPTION
+    return request.draw([*key, *request.rows_key("along")],
+                        lambda _path: curve_figure(request, str(along), prediction=prediction,
+                                                   **options))
+
+
 def curve_figure(request: FigureRequest, along: str, *,
                  prediction: Callable[[Any], None] | None = None, log_x: bool = False,
                  log_y: bool = False) -> str | None:

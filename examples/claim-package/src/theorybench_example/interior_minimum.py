@@ -123,12 +123,9 @@ def describe(fields: dict[str, Any]) -> str:
 def figure(request: Any) -> str | None:
     """The measured curve of each arm along ``along``, with seed bands (a
     :class:`theorybench.leaderboard.figures.FigureRequest`; matplotlib is imported on use)."""
-    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+    from theorybench.leaderboard.figures import along_figure
 
-    along = str(request.rule.fields.get("along"))
-    request.caption = CURVE_CAPTION
-    return request.draw(["interior_minimum", *request.rows_key("along")],
-                        lambda _path: curve_figure(request, along))
+    return along_figure(request, ["interior_minimum"])
 
 
 @rule(InteriorMinimumSpec, describe=describe, figure=figure)

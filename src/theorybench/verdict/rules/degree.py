@@ -156,20 +156,11 @@ def describe(fields: dict[str, Any]) -> str:
 
 def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed degree bound in the legend."""
-    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+    from theorybench.leaderboard.figures import along_figure
 
-    fields = request.rule.fields
-    along = fields.get("along")
-    if not along:
-        return "no figure: the rule names no `along` column"
-    bound = fields.get("max_degree")
-
-    def prediction(ax: Any) -> None:
-        ax.plot([], [], ls="", label=f"claimed: degree ≤ {bound}")
-
-    request.caption = CURVE_CAPTION
-    return request.draw(["degree", *request.rows_key("along", "max_degree")],
-                        lambda _path: curve_figure(request, str(along), prediction=prediction))
+    bound = request.rule.fields.get("max_degree")
+    return along_figure(request, ["degree", bound], lambda ax: ax.plot(
+        [], [], ls="", label=f"claimed: degree ≤ {bound}"))
 
 
 @rule(DegreeSpec, describe=describe, figure=figure)

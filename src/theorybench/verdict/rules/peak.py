@@ -157,12 +157,9 @@ def describe(fields: dict[str, Any]) -> str:
 
 def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed window of its maximum."""
-    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+    from theorybench.leaderboard.figures import along_figure
 
     fields = request.rule.fields
-    along = fields.get("along")
-    if not along:
-        return "no figure: the rule names no `along` column"
     window = fields.get("window")
 
     def prediction(ax: Any) -> None:
@@ -170,10 +167,8 @@ def figure(request: FigureRequest) -> str | None:
             low, high = (float(v) for v in window)
             ax.axvspan(low, high, color="0.6", alpha=0.18, label="predicted peak window")
 
-    request.caption = CURVE_CAPTION
-    return request.draw(["peak", *request.rows_key("along", "window", "log_along")],
-                        lambda _path: curve_figure(request, str(along), prediction=prediction,
-                                                    log_x=bool(fields.get("log_along"))))
+    return along_figure(request, ["peak", window, fields.get("log_along")], prediction,
+                        log_x=bool(fields.get("log_along")))
 
 
 @rule(PeakSpec, describe=describe, figure=figure)

@@ -97,20 +97,10 @@ def describe(fields: dict[str, Any]) -> str:
 
 def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm on a log axis, where geometric decay is straight."""
-    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+    from theorybench.leaderboard.figures import along_figure
 
-    fields = request.rule.fields
-    along = fields.get("along")
-    if not along:
-        return "no figure: the rule names no `along` column"
-
-    def prediction(ax: Any) -> None:
-        ax.plot([], [], ls="", label="predicted: geometric decay (straight on a log axis)")
-
-    request.caption = CURVE_CAPTION
-    return request.draw(["rate", *request.rows_key("along")],
-                        lambda _path: curve_figure(request, str(along), prediction=prediction,
-                                                   log_y=True))
+    return along_figure(request, ["rate"], lambda ax: ax.plot(
+        [], [], ls="", label="predicted: geometric decay (straight on a log axis)"), log_y=True)
 
 
 @rule(RateSpec, describe=describe, figure=figure)

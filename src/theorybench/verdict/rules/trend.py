@@ -137,13 +137,10 @@ def describe(fields: dict[str, Any]) -> str:
 
 def figure(request: FigureRequest) -> str | None:
     """The metric along ``along`` per arm, with the claimed direction (an arrow, top right)."""
-    from theorybench.leaderboard.figures import CURVE_CAPTION, curve_figure
+    from theorybench.leaderboard.figures import along_figure
 
     fields = request.rule.fields
-    along = fields.get("along")
-    if not along:
-        return "no figure: the rule names no `along` column"
-    direction = fields.get("direction")
+    along, direction = fields.get("along"), fields.get("direction")
     up = direction == "increasing"
 
     def prediction(ax: Any) -> None:
@@ -153,9 +150,7 @@ def figure(request: FigureRequest) -> str | None:
         ax.plot([], [], color="0.45", lw=1.5,
                 label=f"predicted: {direction} in {along} ({'↗' if up else '↘'}, top right)")
 
-    request.caption = CURVE_CAPTION
-    return request.draw(["trend", *request.rows_key("along", "direction")],
-                        lambda _path: curve_figure(request, str(along), prediction=prediction))
+    return along_figure(request, ["trend", direction], prediction)
 
 
 @rule(TrendSpec, describe=describe, figure=figure)
