@@ -521,20 +521,21 @@ def replicate(
     for col in ("claim", "reference", "verdict", "blocks", "claim replicates", "controls"):
         table.add_column(col, overflow="fold")
     failed = False
-    for task in tasks:
-        with console.status(f"{task.spec.id}: {blocks} block(s)"):
-            rep = replicate_task(task, target.profile, blocks, records=records,
-                                 results_dir=results_dir, write=not no_record, device=device,
-                                 suite=target.suite, executor=LocalExecutor(jobs))
-        failed = failed or not rep.replicates
-        controls = Text()
-        for i, (control, same) in enumerate(rep.controls.items()):
-            controls.append((", " if i else "") + f"{control} ")
-            controls.append(_mark(same))
-        table.add_row(Text(task.spec.id), Text(rep.reference_source),
-                      _verdict(rep.reference.get("verdict")),
-                      Text(", ".join(str(b.get("verdict")) for b in rep.blocks)),
-                      _mark(rep.claim_replicates), controls if rep.controls else "-")
+    with executor_closed(LocalExecutor(jobs)) as executor:
+        for task in tasks:
+            with console.status(f"{task.spec.id}: {blocks} block(s)"):
+                rep = replicate_task(task, target.profile, blocks, records=records,
+                                     results_dir=results_dir, write=not no_record, device=device,
+                                     suite=target.suite, executor=executor)
+            failed = failed or not rep.replicates
+            controls = Text()
+            for i, (control, same) in enumerate(rep.controls.items()):
+                controls.append((", " if i else "") + f"{control} ")
+                controls.append(_mark(same))
+            table.add_row(Text(task.spec.id), Text(rep.reference_source),
+                          _verdict(rep.reference.get("verdict")),
+                          Text(", ".join(str(b.get("verdict")) for b in rep.blocks)),
+                          _mark(rep.claim_replicates), controls if rep.controls else "-")
     console.print(table)
     if failed:
         raise typer.Exit(1)

@@ -2,10 +2,11 @@
 runner puts them back in cell order).
 
 * :class:`LocalExecutor` runs cells in this process (``jobs=1``, the fast default) or in a
-  pool of ``jobs`` fresh worker processes. With a per-cell time limit it always uses worker
-  processes (one is enough for ``jobs=1``), because only a process can be stopped part-way: a
-  cell past its limit is killed with its worker, reported through ``on_failure``, and a new
-  worker takes the next cell.
+  pool of ``jobs`` worker processes, kept from one ``map`` to the next until ``close()`` (a
+  suite's tasks share them: a worker imports torch once). With a per-cell time limit it
+  always uses worker processes (one is enough for ``jobs=1``), because only a process can be
+  stopped part-way: a cell past its limit is killed with its worker, reported through
+  ``on_failure``, and a new worker takes the next cell.
 * :class:`DaskExecutor` runs cells on a ``dask.distributed`` cluster: an existing one
   (``scheduler="tcp://host:port"``) or a ``LocalCluster`` of ``workers`` single-threaded
   worker processes on 127.0.0.1. Workers that declare a ``GPU`` resource get one cell at a time
@@ -111,6 +112,7 @@ class LocalExecutor:
         self.jobs = jobs
         self.concurrent = jobs
         self.threads = threads
+        self._idle: list[_Worker] = []
 
     def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
             on_failure: FailureFn | None = None) -> Iterator[Out]:
@@ -125,8 +127,9 @@ class LocalExecutor:
         context = multiprocessing.get_context("spawn")
         env = worker_environment(self.threads)
         todo = deque(items)
-        idle: list[_Worker] = []
+        idle, self._idle = self._idle, []
         busy: list[_Worker] = []
+        done = False
         try:
             while todo or busy:
                 while todo and (idle or len(busy) < self.jobs):
@@ -160,13 +163,21 @@ class LocalExecutor:
                         worker.kill()
                         yield self._failed(on_failure, worker.item,
                                            timeout_message(timeout or 0.0))
+            done = True
         finally:
-            for worker in idle:
-                with suppress(OSError):
-                    worker.conn.send(None)
-            for worker in [*idle, *busy]:
-                worker.process.join(0.5)
-                worker.kill()
+            if done:  # every cell came back: the workers serve the next map
+                self._idle = idle
+            else:  # interrupted (or the caller stopped reading): stop them all
+                self._stop([*idle, *busy])
+
+    @staticmethod
+    def _stop(workers: list[_Worker]) -> None:
+        for worker in workers:
+            with suppress(OSError):
+                worker.conn.send(None)
+        for worker in workers:
+            worker.process.join(0.5)
+            worker.kill()
 
     @staticmethod
     def _failed(on_failure: FailureFn | None, item: Any, message: str) -> Any:
@@ -175,7 +186,8 @@ class LocalExecutor:
         return on_failure(item, message)
 
     def close(self) -> None:
-        pass
+        self._stop(self._idle)
+        self._idle = []
 
 
 class DaskExecutor:

@@ -201,6 +201,7 @@ def run_task(
     ``seed_offset`` moves the seed block off the published one (a pilot or a replication: see
     :mod:`theorybench.status`)."""
     started, t0 = now_iso(), perf_counter()
+    own_executor = executor is None
     executor = executor or LocalExecutor()
     if device != "auto" and getattr(executor, "local", True):
         resolve_device(device)  # a clear error here for a device this machine lacks
@@ -215,11 +216,15 @@ def run_task(
         on_plan(cells, cellrun.past_walls(cells, options))
     timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)
     outputs: list[CellOutput] = []
-    for out in executor.map(partial(run_cell, options=options), cells, timeout=timeout,
-                            on_failure=_failed_cell):
-        outputs.append(out)
-        if on_cell:
-            on_cell(out, len(outputs), len(cells))
+    try:
+        for out in executor.map(partial(run_cell, options=options), cells, timeout=timeout,
+                                on_failure=_failed_cell):
+            outputs.append(out)
+            if on_cell:
+                on_cell(out, len(outputs), len(cells))
+    finally:
+        if own_executor:
+            executor.close()
     outputs.sort(key=lambda o: o.cell.index)
 
     errors = [f"{o.cell.arm} cell {o.cell.index} {o.cell.point}: {o.error}"

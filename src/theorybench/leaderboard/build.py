@@ -43,6 +43,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from theorybench.leaderboard.history import (
 )
 from theorybench.numbers import as_number, fmt
 from theorybench.paths import runs_dir, site_dir, tasks_dir
+from theorybench.registry import rules
 from theorybench.results import TASK_ID_PATTERN, load_records, load_table
 from theorybench.spec import LoadedTask, SpecError, load_task, task_paths
 from theorybench.specstore import adoptions, describe, load_snapshot, rule_entry, snapshot
@@ -77,10 +79,20 @@ MARKER = ".theorybench-site"
 HERE = Path(__file__).resolve().parent
 STRIP_LENGTH = 12
 DEFAULT_PROFILE = "smoke"
-FIGURE_CODE = hashlib.sha256((HERE / "figures.py").read_bytes()).hexdigest()
 CALIBRATION_TABLE = HERE.parent / "verdict" / "calibration_table.json"
 CALIBRATION_COLUMNS = ("rule", "seeds", "levels", "noise", "threshold", "rate_holds", "mc_se",
                        "nominal", "power", "power_effect")
+
+
+@lru_cache(maxsize=1)
+def figure_code() -> str:
+    """sha256 of the code that draws figures: ``figures.py`` and every rule's figure module (a
+    cached figure is redrawn when either changes)."""
+    digest = hashlib.sha256((HERE / "figures.py").read_bytes())
+    for name, entry in sorted(rules().items()):
+        source = inspect.getsourcefile(entry.figure)
+        digest.update(name.encode() + (Path(source).read_bytes() if source else b""))
+    return digest.hexdigest()
 
 
 class SiteError(RuntimeError):
@@ -121,7 +133,7 @@ class FigureCache:
         """Copy ``rel`` from the previous site when its key matches, else ``draw(path)``;
         returns the drawing's note (``None`` when there is a figure)."""
         payload = json.dumps(inputs, sort_keys=True, default=str)
-        key = hashlib.sha256(f"{FIGURE_CODE}\n{payload}".encode()).hexdigest()
+        key = hashlib.sha256(f"{figure_code()}\n{payload}".encode()).hexdigest()
         target, old = self.staging / rel, self.previous / rel
         if self.old.get(rel) == key and old.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
