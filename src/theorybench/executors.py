@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
+from theorybench import registry
 from theorybench.threads import worker_environment
 
 In = TypeVar("In")
@@ -72,8 +73,8 @@ _STARTED = "theorybench: cell started"
 
 def _serve(conn: Connection) -> None:
     """A worker process: run ``fn(item)`` for each pair received until ``None``. It says when
-    it starts a cell (after unpickling, which imports torch the first time), so that the time
-    limit counts the cell only."""
+    it starts a cell (after unpickling, which imports torch the first time, and after loading
+    the registry's plug-ins), so that the time limit counts the cell only."""
     while True:
         try:
             job = conn.recv()
@@ -82,6 +83,7 @@ def _serve(conn: Connection) -> None:
         if job is None:
             return
         fn, item = job
+        registry.load()
         conn.send(_STARTED)
         conn.send(fn(item))
 

@@ -78,18 +78,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
 
 from theorybench.registry import method, method_family
-
-try:
-    import numba
-except ImportError:  # the pure-numpy path below gives the same numbers, more slowly
-    numba = None
 
 Tensor = torch.Tensor
 State = dict[str, Tensor]
@@ -780,11 +775,26 @@ def _fused_chunk_scalar(game: int, c: float, algo: int, noisy: bool, alpha: floa
     return j
 
 
-if numba is not None:
-    _operator_jit = numba.njit(inline="always", cache=True)(_fused_operator)
-    _jacobian_jit = numba.njit(inline="always", cache=True)(_fused_jacobian)
-    _newton_jit = numba.njit(inline="always", cache=True)(_newton_delta)
-    _chunk_inline = numba.njit(inline="always", cache=True)(_fused_chunk_scalar)
+_operator_jit: Any = None
+_jacobian_jit: Any = None
+_newton_jit: Any = None
+_chunk_inline: Any = None
+"""The compiled scalar helpers the fused loop calls; :func:`_numba` sets them."""
+
+
+@cache
+def _numba() -> Any:
+    """numba, with the scalar helpers of the fused loop compiled inline (on first use: importing
+    numba takes a second, and most runs never need it), or None when it is not installed (the
+    pure-numpy path gives the same numbers, more slowly)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    jit = numba.njit(inline="always", cache=True)
+    globals().update(_operator_jit=jit(_fused_operator), _jacobian_jit=jit(_fused_jacobian),
+                     _newton_jit=jit(_newton_delta), _chunk_inline=jit(_fused_chunk_scalar))
+    return numba
 
 
 _KERNELS: dict[tuple[int, int, bool], Callable[..., int]] = {}
@@ -794,6 +804,7 @@ def _compiled_chunk(game: int, algo: int, noisy: bool) -> Callable[..., int] | N
     """The numba loop specialised to one game, one method and noise on/off (compile-time
     constants, so the branches on them fold away and the inner loop vectorises; numba's disk
     cache keys each specialisation by these constants), or None without numba."""
+    numba = _numba()
     if numba is None:
         return None
     if (game, algo, noisy) not in _KERNELS:
