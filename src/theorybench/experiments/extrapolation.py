@@ -49,6 +49,7 @@ seeds (``by: model``).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -84,8 +85,11 @@ DEFAULT_RADIUS: dict[str, float] = {
 
 COLUMNS = (
     "phase", "model", "direction", "h", "x", "region", "output", "truth",
-    "train_rel_err", "extrap_rel_err", "r2_linear", "r2_linear_min", "quad_gain",
+    "train_rel_err", "extrap_rel_err", "r2_linear", "r2_linear_min", "quad_gain", "log_nonlin",
 )
+
+NONLIN_FLOOR = 1e-12
+"""Floor of ``1 − R²`` in ``log_nonlin``: float32 outputs cannot resolve smaller residuals."""
 
 
 class ExtrapolationParams(BaseModel):
@@ -103,6 +107,9 @@ class ExtrapolationParams(BaseModel):
     depth: int = Field(2, ge=2, description="MLP weight layers (2: one hidden layer, Xu et al.)")
     degree: int = Field(3, ge=1, description="PN degree N")
     reference_mlp: bool = Field(False, description="also train a ReLU MLP on the same data")
+    untrained_reference: bool = Field(False, description="also report the model at its "
+                                      "initialization (model '<model>_init'): the same network "
+                                      "before training, paired with it seed by seed")
     mlp_width: int = Field(128, ge=1, description="width of the reference MLP")
     mlp_depth: int = Field(2, ge=2, description="weight layers of the reference MLP")
     n_train: int = Field(128, ge=2, description="training points")
@@ -249,6 +256,7 @@ def _rows(
         "train_rel_err": train_err, "extrap_rel_err": rel_err(out_err, y_err),
         "r2_linear": r2_lin.mean(1), "r2_linear_min": r2_lin.min(1),
         "quad_gain": (r_squared(res2, tot) - r2_lin).mean(1),
+        "log_nonlin": np.log10(np.maximum(1 - r2_lin.min(1), NONLIN_FLOOR)),
     })
     grid = np.meshgrid(seed_col, np.arange(n_dirs), h, indexing="ij")
     extrap = pd.DataFrame({
@@ -287,7 +295,11 @@ def extrapolation_fit(
     kinds = [p.model] + (["reference_mlp"] if p.reference_mlp else [])
     for kind in kinds:
         model = _build(kind, p, seeds, dim).to(device)
-        _train(model, x_train.to(device), y_train.to(device), p.steps, p.lr)
         name = "mlp" if kind == "reference_mlp" else p.model
+        if p.untrained_reference and kind == p.model:
+            # the very network trained below, read before its first step
+            frames += _rows(f"{name}_init", copy.deepcopy(model).cpu(), p, seeds, r, x_train,
+                            dirs, target)
+        _train(model, x_train.to(device), y_train.to(device), p.steps, p.lr)
         frames += _rows(name, model.cpu(), p, seeds, r, x_train, dirs, target)
     return pd.concat(frames, ignore_index=True).reindex(columns=["seed", *COLUMNS])
