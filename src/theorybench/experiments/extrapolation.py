@@ -35,12 +35,18 @@ directions ``u`` (1-D: ``+1`` and ``−1``; else ``n_directions`` random ones) a
   the centred sum of squares of one direction's curve,
   ``r2_linear = mean_u (1 − SS_res,1 / SS_tot)`` (Xu et al.'s statistic; ``r2_linear_min`` the
   worst direction) and ``quad_gain = mean_u (SS_res,1 − SS_res,2) / SS_tot`` (the R² gained by a
-  degree-2 fit: the curvature a line misses); the relative errors ``‖f − y‖₂ / ‖y‖₂`` on the
+  degree-2 fit: the curvature a line misses), ``log_nonlin = log10 max_u (1 − R²_u)`` (the
+  worst direction's non-linearity, floored at 1e-12); the relative errors ``‖f − y‖₂ / ‖y‖₂`` on the
   training set (``train_rel_err``) and on a grid of ``h`` over ``error_range``
   (``extrap_rel_err``; ``[0, 1]`` is Wu et al.'s test range outside the training range);
 * ``phase = curve``: prediction (``output``) and target value (``truth``) at ``x`` on a grid over
   ``±curve_extent · r`` along the first direction (``region``: ``train`` or ``extrapolation``),
   for plots.
+
+With ``untrained_reference`` the model is also read before its first step (rows with model
+``<model>_init``: the very weights it is trained from), so a ``compare`` rule can ask whether
+training, not the architecture alone, makes the extrapolation linear: every ReLU network is
+piecewise linear with finitely many kinks, trained or not.
 
 With ``reference_mlp`` the cell also trains a two-layer-or-deeper ReLU MLP (``mlp_width``,
 ``mlp_depth``) on the same data, so the ``compare`` rule can pair the two models' errors over
