@@ -99,3 +99,23 @@ def test_identity_pn_learns_the_cubic_and_extrapolates_it() -> None:
 def test_invalid_parameters_are_rejected(bad: dict) -> None:
     with pytest.raises(ValidationError):
         ExtrapolationParams(**bad)
+
+
+def test_untrained_reference_is_the_network_before_training() -> None:
+    short = _run((0, 1), untrained_reference=True, steps=5)
+    long = _run((0, 1), untrained_reference=True, steps=40)
+    cols = ["train_rel_err", "extrap_rel_err", "r2_linear", "log_nonlin"]
+
+    def init(t: pd.DataFrame) -> np.ndarray:
+        return t[(t.phase == "summary") & (t.model == "mlp_init")][cols].to_numpy()
+
+    np.testing.assert_allclose(init(short), init(long), rtol=1e-6)
+    trained = long[(long.phase == "summary") & (long.model == "mlp")]
+    assert (trained.train_rel_err.to_numpy() < init(long)[:, 0]).all()
+
+
+def test_log_nonlin_is_the_worst_direction() -> None:
+    table = _run((0,), target="quadratic_psd", n_directions=3)
+    summary = table[table.phase == "summary"].iloc[0]
+    expected = np.log10(max(1 - summary.r2_linear_min, 1e-12))
+    assert summary.log_nonlin == pytest.approx(expected)

@@ -99,3 +99,21 @@ def test_initialization_is_torch_linear_default_range() -> None:
 def test_degree_must_be_positive() -> None:
     with pytest.raises(ValueError, match="degree"):
         CCP(_gens(0), in_dim=1, width=2, degree=0)
+
+
+def test_sine_ccp_is_not_a_polynomial_of_degree_n_along_a_ray() -> None:
+    """The control's model: the same recursion with sin factors keeps oscillating, so over the
+    extrapolation range (h up to 27.5) no polynomial of degree N = 3 follows it."""
+    net = CCP(_gens(13), in_dim=1, width=16, degree=3, activation="sin")
+    h = np.linspace(2.75, 27.5, 40)
+    (y,) = _ray(net, h, 1)
+    assert _relative_residual(h, y, 3) > 0.1
+
+
+def test_relu_ccp_has_degree_n_only_beyond_its_kinks() -> None:
+    """Near the data a ReLU CCP is piecewise polynomial: over a range containing kinks a single
+    degree-N polynomial does not follow it exactly (so the bound is not automatic there)."""
+    net = CCP(_gens(5), in_dim=1, width=16, degree=3, activation="relu")
+    h = np.linspace(-3.0, 3.0, 60)
+    (y,) = _ray(net, h, 1)
+    assert _relative_residual(h, y, 3) > 1e-6

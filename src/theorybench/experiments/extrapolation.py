@@ -35,12 +35,18 @@ directions ``u`` (1-D: ``+1`` and ``−1``; else ``n_directions`` random ones) a
   the centred sum of squares of one direction's curve,
   ``r2_linear = mean_u (1 − SS_res,1 / SS_tot)`` (Xu et al.'s statistic; ``r2_linear_min`` the
   worst direction) and ``quad_gain = mean_u (SS_res,1 − SS_res,2) / SS_tot`` (the R² gained by a
-  degree-2 fit: the curvature a line misses); the relative errors ``‖f − y‖₂ / ‖y‖₂`` on the
+  degree-2 fit: the curvature a line misses), ``log_nonlin = log10 max_u (1 − R²_u)`` (the
+  worst direction's non-linearity, floored at 1e-12); the relative errors ``‖f − y‖₂ / ‖y‖₂`` on the
   training set (``train_rel_err``) and on a grid of ``h`` over ``error_range``
   (``extrap_rel_err``; ``[0, 1]`` is Wu et al.'s test range outside the training range);
 * ``phase = curve``: prediction (``output``) and target value (``truth``) at ``x`` on a grid over
   ``±curve_extent · r`` along the first direction (``region``: ``train`` or ``extrapolation``),
   for plots.
+
+With ``untrained_reference`` the model is also read before its first step (rows with model
+``<model>_init``: the very weights it is trained from), so a ``compare`` rule can ask whether
+training, not the architecture alone, makes the extrapolation linear: every ReLU network is
+piecewise linear with finitely many kinks, trained or not.
 
 With ``reference_mlp`` the cell also trains a two-layer-or-deeper ReLU MLP (``mlp_width``,
 ``mlp_depth``) on the same data, so the ``compare`` rule can pair the two models' errors over
@@ -49,6 +55,7 @@ seeds (``by: model``).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -84,8 +91,11 @@ DEFAULT_RADIUS: dict[str, float] = {
 
 COLUMNS = (
     "phase", "model", "direction", "h", "x", "region", "output", "truth",
-    "train_rel_err", "extrap_rel_err", "r2_linear", "r2_linear_min", "quad_gain",
+    "train_rel_err", "extrap_rel_err", "r2_linear", "r2_linear_min", "quad_gain", "log_nonlin",
 )
+
+NONLIN_FLOOR = 1e-12
+"""Floor of ``1 − R²`` in ``log_nonlin``: float32 outputs cannot resolve smaller residuals."""
 
 
 class ExtrapolationParams(BaseModel):
@@ -103,6 +113,9 @@ class ExtrapolationParams(BaseModel):
     depth: int = Field(2, ge=2, description="MLP weight layers (2: one hidden layer, Xu et al.)")
     degree: int = Field(3, ge=1, description="PN degree N")
     reference_mlp: bool = Field(False, description="also train a ReLU MLP on the same data")
+    untrained_reference: bool = Field(False, description="also report the model at its "
+                                      "initialization (model '<model>_init'): the same network "
+                                      "before training, paired with it seed by seed")
     mlp_width: int = Field(128, ge=1, description="width of the reference MLP")
     mlp_depth: int = Field(2, ge=2, description="weight layers of the reference MLP")
     n_train: int = Field(128, ge=2, description="training points")
@@ -249,6 +262,7 @@ def _rows(
         "train_rel_err": train_err, "extrap_rel_err": rel_err(out_err, y_err),
         "r2_linear": r2_lin.mean(1), "r2_linear_min": r2_lin.min(1),
         "quad_gain": (r_squared(res2, tot) - r2_lin).mean(1),
+        "log_nonlin": np.log10(np.maximum(1 - r2_lin.min(1), NONLIN_FLOOR)),
     })
     grid = np.meshgrid(seed_col, np.arange(n_dirs), h, indexing="ij")
     extrap = pd.DataFrame({
@@ -287,7 +301,11 @@ def extrapolation_fit(
     kinds = [p.model] + (["reference_mlp"] if p.reference_mlp else [])
     for kind in kinds:
         model = _build(kind, p, seeds, dim).to(device)
-        _train(model, x_train.to(device), y_train.to(device), p.steps, p.lr)
         name = "mlp" if kind == "reference_mlp" else p.model
+        if p.untrained_reference and kind == p.model:
+            # the very network trained below, read before its first step
+            frames += _rows(f"{name}_init", copy.deepcopy(model).cpu(), p, seeds, r, x_train,
+                            dirs, target)
+        _train(model, x_train.to(device), y_train.to(device), p.steps, p.lr)
         frames += _rows(name, model.cpu(), p, seeds, r, x_train, dirs, target)
     return pd.concat(frames, ignore_index=True).reindex(columns=["seed", *COLUMNS])

@@ -16,7 +16,8 @@ With ``σ`` the identity, ``xₙ = (1 + Uₙᵀz + bₙ) ∗ xₙ₋₁`` multip
 ``z`` per step, so ``f`` is a polynomial of degree at most ``N`` in ``z`` (and along any ray
 ``z = (t + h)v`` a polynomial of degree at most ``N`` in ``h``) by construction. With ``σ = ReLU``
 each factor is piecewise affine, so ``f`` is piecewise polynomial and only asymptotically (far
-along a ray, once no ReLU switches) a polynomial of degree at most ``N``.
+along a ray, once no ReLU switches) a polynomial of degree at most ``N``. With ``σ = sin`` the
+factors keep oscillating and ``f`` is no polynomial at all (the extrapolation family's control).
 
 Every parameter carries a leading seed dimension ``S``: ``S`` independent networks evaluated by
 batched matrix products, one per seed, each initialized from its own generator like
