@@ -93,3 +93,45 @@ def test_lazy_training_fits_and_moves_little() -> None:
     assert (trained.loss_ratio <= 0.1 + 1e-6).all()
     assert (trained.rel_weight_change < 0.3).all()
     assert (rows.loc["init"].rel_weight_change == 0).all()
+
+
+def test_seed_ntk_matches_per_seed_jacobian() -> None:
+    """The per-seed kernel equals J Jᵀ from theorybench.ntk on each seed alone."""
+    from theorybench.experiments.stability import _model, seed_ntk
+    from theorybench.ntk import empirical_ntk
+
+    p = StabilityParams(width=6, depth=3)
+    weights, forward = _model(p, (0, 1), 5, CPU)
+    x = torch.nn.functional.normalize(torch.randn(4, 5, generator=torch.Generator()
+                                                  .manual_seed(1)), dim=1)
+    both = seed_ntk(forward, weights, x)
+    for s in range(2):
+        params = {str(k): w[s] for k, w in enumerate(weights)}
+
+        def fn(q: dict[str, torch.Tensor], a: torch.Tensor) -> torch.Tensor:
+            return forward([w.unsqueeze(0) for w in q.values()], a.view(1, 1, -1)).reshape(())
+        torch.testing.assert_close(both[s], empirical_ntk(fn, params, x))
+
+
+def test_residual_fit_is_lazy_for_the_input_gradient() -> None:
+    """Fitting h_0 + s·y with s small moves ∇ₐh and the NTK by little; fitting ±1 labels does
+    not (the reason version 2 of the lazy tasks certifies laziness on ∇ₐh, not on κ)."""
+    base = dict(width=128, depth=3, n_train=16, n_eval=16, n_perturb=2, n_ntk=4,
+                train_steps=300)
+    lazy = perturbation_stability(StabilityParams(**base, targets="residual", label_scale=5e-4),
+                                  (0, 1), CPU).set_index("phase").loc["trained"]
+    fit = perturbation_stability(StabilityParams(**base), (0, 1), CPU).set_index(
+        "phase").loc["trained"]
+    assert (lazy.loss_ratio <= 0.1 + 1e-6).all() and (fit.loss_ratio <= 0.1 + 1e-6).all()
+    assert (lazy.grad_change < 0.05).all() and (lazy.ntk_change < 0.05).all()
+    assert (fit.grad_change > 0.3).all()
+
+
+def test_scale_free_measure_ignores_the_readout_scale() -> None:
+    """P/(ε·E|h|) does not depend on a multiplier of the output; the raw P/ε scales with it."""
+    p = StabilityParams(width=16, depth=3, n_eval=8, n_perturb=2, train_steps=0)
+    one = perturbation_stability(p, (0,), CPU)
+    tenth = perturbation_stability(p.model_copy(update={"readout_scale": 0.1}), (0,), CPU)
+    assert tenth.stability_rel.item() == pytest.approx(one.stability_rel.item(), rel=1e-5)
+    assert tenth.stability_closed_form.item() == pytest.approx(
+        0.1 * one.stability_closed_form.item(), rel=1e-5)

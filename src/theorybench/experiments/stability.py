@@ -16,8 +16,22 @@ expectation has the closed form ε · c_d · ‖∇ₐh(a)‖₂ with c_d = d/(d
 (:func:`ball_projection_mean`); it is reported beside the estimate as a check, which makes P/ε
 independent of ε. Both are measured at initialization and after lazy training: full-batch
 gradient descent on the squared loss with step ``lr``/λ_max (λ_max the top Hessian eigenvalue at
-initialization, by power iteration), reporting the relative weight change
-κ = Σ_l ‖X_l(T) − X_l(0)‖_F / Σ_l ‖X_l(0)‖_F that certifies laziness.
+initialization, by power iteration), until the loss is ``target_loss_ratio`` of its initial value.
+
+Laziness is certified for the quantity measured, not only for the weights: beside the relative
+weight change κ = Σ_l ‖X_l(T) − X_l(0)‖_F / Σ_l ‖X_l(0)‖_F the rows report the relative change of
+the input gradient, E_a‖∇ₐh_T(a) − ∇ₐh_0(a)‖ / E_a‖∇ₐh_0(a)‖ (``grad_change``), and of the
+empirical NTK on ``n_ntk`` training points, ‖Θ_T − Θ_0‖_F / ‖Θ_0‖_F (``ntk_change``, from
+:func:`theorybench.ntk.empirical_ntk`). Fitting ±1 labels from an output of order one moves
+∇ₐh by order one whatever the width (the fitted kernel interpolant has an input gradient of its
+own), so ``targets: residual`` fits h_0(a_i) + s·y_i instead: the function must move by s, and
+with s small against the initial output the trained net is lazy for ∇ₐh too. A read-out scale
+(``readout_scale``, e.g. 1/√m: the mean-field read-out) shrinks the initial output against the
+same s and breaks that laziness.
+
+Scale-free measure: ``stability_rel`` = P/(ε·E_a|h(a)|), the closed-form P/ε divided by the
+mean absolute output on the same points (for a bias-free ReLU net h(a) = ∇ₐh(a)ᵀa, so the ratio
+is the inverse alignment of the gradient with the input, free of the output's scale).
 """
 
 from __future__ import annotations
@@ -61,6 +75,12 @@ class StabilityParams(BaseModel):
     power_iters: int = Field(10, ge=1, description="power iterations for λ_max")
     max_step: float = Field(0.5, gt=0, description="cap on the step when λ_max is tiny")
     output_relu: bool = Field(False, description="the paper's ReLU on the read-out")
+    targets: Literal["labels", "residual"] = Field(
+        "labels", description="labels: ±s (or {0, s}); residual: h_0(a) + s·(±1), a lazy fit")
+    label_scale: float = Field(1.0, gt=0, description="s, the size of the labels")
+    readout_scale: float = Field(1.0, gt=0, description="multiplier of the output (1/√m: the "
+                                 "mean-field read-out under He hidden layers)")
+    n_ntk: int = Field(16, ge=0, description="training points for the empirical NTK (0: none)")
 
 
 def ball_projection_mean(d: int) -> float:
@@ -87,7 +107,7 @@ def _data(p: StabilityParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
         g = stream(0, "stability/data")
         x = torch.randn(p.n_train + p.n_eval, p.dim, generator=g)
         positive = x[:, 0] > 0
-    target = positive.float() if p.output_relu else positive.float() * 2 - 1
+    target = (positive.float() if p.output_relu else positive.float() * 2 - 1) * p.label_scale
     x = x / x.norm(dim=1, keepdim=True)
     train, held = random_split(len(x), (p.n_train, p.n_eval), stream(0, "stability/split"))
     return x[train], target[train], x[held]
@@ -103,12 +123,13 @@ def _model(p: StabilityParams, seeds: tuple[int, ...], in_dim: int, device: torc
                       bias=False, readout="relu" if p.output_relu else "identity",
                       scalar_output=True)
         return ([w.detach().mT.to(device) for w in net.weights],
-                lambda w, a: net.forward_with([x.mT for x in w], [], a))
+                lambda w, a: p.readout_scale * net.forward_with([x.mT for x in w], [], a))
     if p.init not in CNN_INITS:
         raise ValueError(f"the CNN supports init {sorted(CNN_INITS)}, not {p.init!r}")
     side = math.isqrt(in_dim)
     weights = init_cnn(gens, p.width, p.depth, p.init, device)
-    return weights, lambda w, a: cnn_forward(w, a.reshape(*a.shape[:-1], side, side))
+    return weights, lambda w, a: p.readout_scale * cnn_forward(
+        w, a.reshape(*a.shape[:-1], side, side))
 
 
 def _per_seed_dot(u: Weights, v: Weights) -> torch.Tensor:
@@ -134,37 +155,83 @@ def top_hessian_eigenvalue(loss: Callable[[Weights], torch.Tensor], weights: Wei
     return lam.detach()
 
 
-def _stability(forward: Callable[[Weights, torch.Tensor], torch.Tensor], weights: Weights,
-               a: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Monte-Carlo P/ε (``u``: each seed's draws in the unit ball, (S, N, K, d)) and the
-    closed form, per seed: shapes (S,), (S,)."""
+class Probe(BaseModel):
+    """One phase's measurements, per seed: P/ε by Monte Carlo and in closed form, E|h|, and
+    the input gradients (S, N, d) and NTK (S, n, n) kept for the change from init."""
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    monte_carlo: torch.Tensor
+    closed: torch.Tensor
+    output_scale: torch.Tensor
+    grad: torch.Tensor
+    ntk: torch.Tensor | None
+
+
+def _probe(forward: Callable[[Weights, torch.Tensor], torch.Tensor], weights: Weights,
+           a: torch.Tensor, u: torch.Tensor, x_ntk: torch.Tensor | None) -> Probe:
+    """P/ε by Monte Carlo (``u``: each seed's draws in the unit ball, (S, N, K, d)) and in
+    closed form, E|h|, ∇ₐh, and the empirical NTK on ``x_ntk``."""
     s = weights[0].shape[0]
     inputs = a.expand(s, *a.shape).clone().requires_grad_()
-    (grad,) = torch.autograd.grad(forward(weights, inputs).sum(), inputs)
+    out = forward(weights, inputs)
+    (grad,) = torch.autograd.grad(out.sum(), inputs)
     monte_carlo = torch.einsum("snd,snkd->snk", grad, u).abs().mean(dim=(1, 2))
     closed = ball_projection_mean(a.shape[-1]) * grad.norm(dim=-1).mean(dim=1)
-    return monte_carlo.detach(), closed.detach()
+    ntk = None if x_ntk is None else seed_ntk(forward, weights, x_ntk)
+    return Probe(monte_carlo=monte_carlo.detach(), closed=closed.detach(),
+                 output_scale=out.detach().abs().mean(dim=1), grad=grad.detach(), ntk=ntk)
+
+
+def seed_ntk(forward: Callable[[Weights, torch.Tensor], torch.Tensor], weights: Weights,
+             x: torch.Tensor) -> torch.Tensor:
+    """Each seed's empirical NTK Θ_ij = ⟨∇_X h(x_i), ∇_X h(x_j)⟩ over all its weights:
+    (S, n, n), the J Jᵀ of :func:`theorybench.ntk.empirical_ntk`. One backward pass per point
+    of the sum over seeds gives every seed's row of J at once (seeds share no weights), which is
+    an order of magnitude faster here than ``vmap`` over seeds of ``vmap(jacrev)``."""
+    params = [w.detach().requires_grad_() for w in weights]
+    out = forward(params, x)  # (S, n)
+    rows = [torch.cat([g.flatten(1) for g in torch.autograd.grad(
+        out[:, i].sum(), params, retain_graph=i < x.shape[0] - 1)], dim=1)
+        for i in range(x.shape[0])]
+    jac = torch.stack(rows, dim=1)  # (S, n, P)
+    return (jac @ jac.mT).detach()
+
+
+def gradient_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Per seed, E_a‖∇ₐh_T(a) − ∇ₐh_0(a)‖ / E_a‖∇ₐh_0(a)‖ for gradients of shape (S, N, d)."""
+    return ((new - old).norm(dim=-1).mean(dim=1)
+            / old.norm(dim=-1).mean(dim=1).clamp_min(1e-30))
+
+
+def kernel_change(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Per seed, ‖Θ_T − Θ_0‖_F / ‖Θ_0‖_F for kernels of shape (S, n, n)."""
+    return (new - old).flatten(1).norm(dim=1) / old.flatten(1).norm(dim=1).clamp_min(1e-30)
 
 
 @experiment(
     "perturbation_stability",
     family="stability",
     params=StabilityParams,
-    columns=("phase", "stability_per_eps", "stability_closed_form", "train_loss",
-             "loss_ratio", "rel_weight_change", "lr_effective"),
+    columns=("phase", "stability_per_eps", "stability_closed_form", "stability_rel",
+             "output_mean_abs", "train_loss", "loss_ratio", "rel_weight_change", "grad_change",
+             "ntk_change", "lr_effective"),
     example={"width": 8, "depth": 3, "n_train": 16, "n_eval": 8, "n_perturb": 4,
-             "train_steps": 3, "power_iters": 2},
+             "train_steps": 3, "power_iters": 2, "n_ntk": 4},
 )
 def perturbation_stability(
     p: StabilityParams, seeds: Sequence[int], device: torch.device
 ) -> pd.DataFrame:
     """Rows per seed for ``phase`` ∈ {init, trained}: P/ε (Monte Carlo and closed form), the
-    training loss, the loss relative to its initial value, κ and the step used."""
+    scale-free P/(ε E|h|), E|h|, the training loss and its ratio to the initial loss, and the
+    changes from init of the weights (κ), of ∇ₐh and of the empirical NTK; the step used."""
     seeds = tuple(seeds)
-    x_train, b_train, x_eval = (t.to(device) for t in _data(p))
+    x_train, y_train, x_eval = (t.to(device) for t in _data(p))
     weights, forward = _model(p, seeds, x_train.shape[1], device)
     u = torch.stack([uniform_ball(len(x_eval), p.n_perturb, x_eval.shape[1], g)
                      for g in streams(seeds, "stability/perturb")]).to(device)
+    x_ntk = x_train[:p.n_ntk] if p.n_ntk and p.train_steps else None
+    with torch.no_grad():
+        b_train = (forward(weights, x_train) + y_train if p.targets == "residual"
+                   else y_train.expand(len(seeds), -1))
 
     def loss(w: Weights) -> torch.Tensor:
         return 0.5 * ((forward(w, x_train) - b_train) ** 2).mean(dim=1).sum()
@@ -176,8 +243,9 @@ def perturbation_stability(
     start = [w.clone() for w in weights]
     loss0 = per_seed_loss(weights)
     step = torch.zeros(len(seeds), device=device)
-    rows = _rows(seeds, "init", *_stability(forward, weights, x_eval, u), loss0, loss0,
-                 torch.zeros(len(seeds)), step)
+    zero = torch.zeros(len(seeds))
+    init = _probe(forward, weights, x_eval, u, x_ntk)
+    rows = _rows(seeds, "init", init, loss0, loss0, zero, zero, zero, step)
     if p.train_steps:
         lam = top_hessian_eigenvalue(loss, weights, p.power_iters,
                                      streams(seeds, "stability/power"))
@@ -193,8 +261,12 @@ def perturbation_stability(
                        for w, gr in zip(weights, grads, strict=True)]
         moved = sum(_frobenius(w - w0) for w, w0 in zip(weights, start, strict=True))
         kappa = moved / sum(_frobenius(w0) for w0 in start)
-        rows += _rows(seeds, "trained", *_stability(forward, weights, x_eval, u),
-                      per_seed_loss(weights), loss0, kappa, step)
+        trained = _probe(forward, weights, x_eval, u, x_ntk)
+        ntk_moved = (kernel_change(trained.ntk, init.ntk)
+                     if trained.ntk is not None and init.ntk is not None
+                     else torch.full((len(seeds),), float("nan")))
+        rows += _rows(seeds, "trained", trained, per_seed_loss(weights), loss0, kappa,
+                      gradient_change(trained.grad, init.grad), ntk_moved, step)
     return pd.DataFrame(rows)
 
 
@@ -202,12 +274,16 @@ def _frobenius(w: torch.Tensor) -> torch.Tensor:
     return w.flatten(1).norm(dim=1)
 
 
-def _rows(seeds: tuple[int, ...], phase: str, mc: torch.Tensor, closed: torch.Tensor,
-          loss: torch.Tensor, loss0: torch.Tensor, kappa: torch.Tensor, step: torch.Tensor
-          ) -> list[dict[str, float | int | str]]:
+def _rows(seeds: tuple[int, ...], phase: str, probe: Probe, loss: torch.Tensor,
+          loss0: torch.Tensor, kappa: torch.Tensor, grad_moved: torch.Tensor,
+          ntk_moved: torch.Tensor, step: torch.Tensor) -> list[dict[str, float | int | str]]:
     return [{
         "seed": seed, "phase": phase,
-        "stability_per_eps": float(mc[i]), "stability_closed_form": float(closed[i]),
+        "stability_per_eps": float(probe.monte_carlo[i]),
+        "stability_closed_form": float(probe.closed[i]),
+        "stability_rel": float(probe.closed[i] / probe.output_scale[i].clamp_min(1e-30)),
+        "output_mean_abs": float(probe.output_scale[i]),
         "train_loss": float(loss[i]), "loss_ratio": float(loss[i] / loss0[i].clamp_min(1e-30)),
-        "rel_weight_change": float(kappa[i]), "lr_effective": float(step[i]),
+        "rel_weight_change": float(kappa[i]), "grad_change": float(grad_moved[i]),
+        "ntk_change": float(ntk_moved[i]), "lr_effective": float(step[i]),
     } for i, seed in enumerate(seeds)]
