@@ -212,13 +212,13 @@ def _data(
     return torch.stack(xs), torch.stack(dirs), target
 
 
-def _build(kind: str, p: ExtrapolationParams, seeds: Sequence[int], dim: int) -> nn.Module:
-    """The seed-batched model ``kind`` (``pn``, ``mlp`` or ``reference_mlp``), freshly
+def _build(role: str, p: ExtrapolationParams, seeds: Sequence[int], dim: int) -> nn.Module:
+    """The seed-batched model of ``role`` (``pn``, ``mlp`` or ``reference_mlp``), freshly
     initialized from its own stream of each seed."""
-    gens = streams(seeds, f"extrapolation/{kind}")
-    if kind == "pn":
+    gens = streams(seeds, f"extrapolation/{role}")
+    if role == "pn":
         return CCP(gens, dim, p.width, p.degree, p.activation)
-    width, depth, act = ((p.width, p.depth, p.activation) if kind == "mlp"
+    width, depth, act = ((p.width, p.depth, p.activation) if role == "mlp"
                          else (p.mlp_width, p.mlp_depth, "relu"))
     # Xu et al.'s networks: nn.Linear layers (biases, default init) and a linear read-out
     return SeedMLP(gens, [dim] + [width] * (depth - 1) + [1], activation=act,
@@ -298,11 +298,11 @@ def extrapolation_fit(
     x_train, dirs, target = _data(p, seeds, r, dim)
     y_train = target(x_train)
     frames: list[pd.DataFrame] = []
-    kinds = [p.model] + (["reference_mlp"] if p.reference_mlp else [])
-    for kind in kinds:
-        model = _build(kind, p, seeds, dim).to(device)
-        name = "mlp" if kind == "reference_mlp" else p.model
-        if p.untrained_reference and kind == p.model:
+    roles = [p.model] + (["reference_mlp"] if p.reference_mlp else [])
+    for role in roles:
+        model = _build(role, p, seeds, dim).to(device)
+        name = "mlp" if role == "reference_mlp" else p.model
+        if p.untrained_reference and role == p.model:
             # the very network trained below, read before its first step
             frames += _rows(f"{name}_init", copy.deepcopy(model).cpu(), p, seeds, r, x_train,
                             dirs, target)
