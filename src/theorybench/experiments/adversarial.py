@@ -47,7 +47,7 @@ Table layout (column ``kind``):
   the end) and T the last: ``best_epoch`` = b, ``robust_best`` = robust_test(b),
   ``robust_last`` = robust_test(T), ``robust_gap`` = robust_best − robust_last (the
   robust-overfitting gap), likewise ``clean_best``, ``clean_last``, ``clean_gap`` and
-  ``aa_best``, ``aa_last``, ``aa_gap`` (AutoAttack; NaN unless ``autoattack``);
+  ``aa_best``, ``aa_last``, ``aa_gap`` (AutoAttack; columns present only with ``autoattack``);
   ``robust_train_rise`` = robust_train(T) − robust_train(b); ``fgsm_last`` = fgsm_test(T);
   ``fgsm_pgd_gap`` = fgsm_test(T) − robust_test(T).
 
@@ -82,8 +82,10 @@ from theorybench.streams import stream, stream_seed, streams
 EPOCH_COLUMNS = ("lr", "train_loss", "clean_train", "robust_train", "clean_val", "robust_val",
                  "clean_test", "robust_test", "fgsm_test")
 SUMMARY_COLUMNS = ("best_epoch", "clean_best", "clean_last", "clean_gap", "robust_best",
-                   "robust_last", "robust_gap", "robust_train_rise", "fgsm_last", "fgsm_pgd_gap",
-                   "aa_best", "aa_last", "aa_gap")
+                   "robust_last", "robust_gap", "robust_train_rise", "fgsm_last", "fgsm_pgd_gap")
+AUTOATTACK_COLUMNS = ("aa_best", "aa_last", "aa_gap")
+"""Summary columns added only with ``autoattack: true`` (not declared: a declared column that is
+NaN in every row would count as diverged)."""
 COLUMNS = ("method", "kind", "epoch", *EPOCH_COLUMNS, *SUMMARY_COLUMNS)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -440,7 +442,8 @@ def adversarial_training(
     )
     curves = pd.concat([curves[curves["kind"] == "epoch"], curves[curves["kind"] == "summary"]],
                        ignore_index=True)
-    return curves.reindex(columns=["seed", *COLUMNS])
+    extra = AUTOATTACK_COLUMNS if p.autoattack else ()
+    return curves.reindex(columns=["seed", *COLUMNS, *extra])
 
 
 class DanskinParams(BaseModel):
