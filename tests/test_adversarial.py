@@ -14,7 +14,9 @@ from theorybench.experiments.adversarial import (
     COLUMNS,
     AdversarialTrainingParams,
     _augment,
+    _BestCheckpoint,
     _Data,
+    _OneSeed,
     learning_rate,
     summarize,
 )
@@ -147,10 +149,49 @@ def test_experiment_contract_and_seed_independence() -> None:
                                atol=1e-5)
 
 
-def test_eval_every_keeps_the_last_epoch() -> None:
+def test_validation_every_epoch_test_every_k_and_the_last() -> None:
     kind = get_experiment("adversarial_training")
     table = kind(dict(kind.example, methods=["standard"], epochs=5, eval_every=2), (0,), CPU)
-    assert table.loc[table["kind"] == "epoch", "epoch"].tolist() == [2, 4, 5]
+    epochs = table[table["kind"] == "epoch"]
+    assert epochs["epoch"].tolist() == [1, 2, 3, 4, 5]
+    assert epochs["robust_val"].notna().all()
+    assert epochs.loc[epochs["robust_test"].notna(), "epoch"].tolist() == [2, 4, 5]
+
+
+def test_best_checkpoint_is_the_best_validation_epoch() -> None:
+    """The summary's best accuracies come from the checkpoint of the best validation epoch: its
+    clean test accuracy (no attack randomness) equals that epoch's row."""
+    kind = get_experiment("adversarial_training")
+    table = kind(dict(kind.example, methods=["pgd"], epochs=4, eval_every=1), (0, 1), CPU)
+    epochs = table[table["kind"] == "epoch"]
+    for _, row in table[table["kind"] == "summary"].iterrows():
+        mine = epochs[epochs["seed"] == row["seed"]]
+        first_best = mine.loc[mine["robust_val"].idxmax()]
+        assert row["best_epoch"] == first_best["epoch"]
+        assert row["clean_best"] == pytest.approx(first_best["clean_test"])
+    assert "aa_best" not in table.columns  # AutoAttack columns only when asked for
+
+
+def test_one_seed_view_is_that_seeds_network() -> None:
+    """AutoAttack sees seed i of the seed-batched model as an ordinary (B, *input) classifier."""
+    both = SeedMLP(streams([3, 4], "test"), [64, 8, 10])
+    solo = SeedMLP(streams([4], "test"), [64, 8, 10])
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(13))
+    assert torch.allclose(_OneSeed(both, 1, 2)(x), solo(x[None])[0], atol=1e-6)
+
+
+def test_best_checkpoint_copies_only_improved_seeds() -> None:
+    net = SeedMLP(streams([0, 1], "test"), [64, 8, 10])
+    best = _BestCheckpoint(net, 2)
+    best.update(net, np.array([0.5, 0.5]), 1)
+    before = [w.detach().clone() for w in net.weights]
+    with torch.no_grad():
+        for w in net.weights:
+            w.add_(1.0)
+    best.update(net, np.array([0.6, 0.4]), 2)
+    assert best.epoch.tolist() == [2, 1]
+    assert torch.equal(best.model.weights[0][0], net.weights[0][0])
+    assert torch.equal(best.model.weights[0][1], before[0][1])
 
 
 def test_cifar_without_local_folder_fails_clearly(tmp_path) -> None:

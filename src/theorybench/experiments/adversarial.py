@@ -18,14 +18,17 @@ Claims:
 Kind ``adversarial_training`` trains, for each method in ``methods`` (family ``at-method``,
 e.g. ``theorybench.methods.adversarial``), S seed-batched networks on
 ``min_θ mean_i L_method(θ; x_i, y_i)``
-and evaluates every ``eval_every`` epochs (and at the last epoch), on a training subset, a
-validation split and a test split:
+and, as Rice et al. do, evaluates the validation split after every epoch and keeps each seed's
+best checkpoint by robust validation accuracy (early stopping); every ``eval_every`` epochs (and
+at the last one) it also evaluates a training subset and the test split:
 
     clean accuracy  = mean_i 1[argmax h(x_i) = y_i]
     robust accuracy = mean_i 1[argmax h(x_i^adv) = y_i],   x^adv from PGD (``eval_steps`` steps,
                       ``eval_restarts`` restarts alternating the ``eval_losses``): a stronger
                       attack than the training one
-    FGSM accuracy   = the same with one random-start FGSM step of the training FGSM size.
+    FGSM accuracy   = the same with one random-start FGSM step of the training FGSM size
+    AutoAttack      = robust accuracy under ``torchattacks.AutoAttack`` (``autoattack: true``;
+                      best checkpoint and last epoch only).
 
 The seed fixes the split, the label noise, the initialization, the minibatch order and the
 attacks' random starts (independently of the method, so methods are paired by seed). Label noise
@@ -35,21 +38,25 @@ labels (noisy ones included).
 
 Table layout (column ``kind``):
 
-* ``kind = "epoch"``: one row per (method, seed, evaluated epoch) with ``epoch`` (1-based),
-  ``lr``, ``train_loss`` (mean minibatch loss of the epoch) and the accuracies ``clean_train``,
-  ``robust_train``, ``clean_val``, ``robust_val``, ``clean_test``, ``robust_test``, ``fgsm_test``.
+* ``kind = "epoch"``: one row per (method, seed, epoch) with ``epoch`` (1-based), ``lr``,
+  ``train_loss`` (mean minibatch loss of the epoch), ``clean_val``, ``robust_val`` and, on the
+  ``eval_every`` epochs and the last, ``clean_train``, ``robust_train``, ``clean_test``,
+  ``robust_test``, ``fgsm_test`` (NaN on the other epochs).
 * ``kind = "summary"``: one row per (method, seed), ``epoch`` = the last epoch. With b the best
-  evaluated epoch by robust validation accuracy (the first one on ties) and T the last:
-  ``best_epoch`` = b, ``robust_best`` = robust_test(b), ``robust_last`` = robust_test(T),
-  ``robust_gap`` = robust_best − robust_last (the robust-overfitting gap), likewise
-  ``clean_best``, ``clean_last``, ``clean_gap``; ``robust_train_rise`` = robust_train(T) −
-  robust_train(b); ``fgsm_last`` = fgsm_test(T); ``fgsm_pgd_gap`` = fgsm_test(T) − robust_test(T).
+  epoch by robust validation accuracy (the first one on ties; its checkpoint is evaluated at
+  the end) and T the last: ``best_epoch`` = b, ``robust_best`` = robust_test(b),
+  ``robust_last`` = robust_test(T), ``robust_gap`` = robust_best − robust_last (the
+  robust-overfitting gap), likewise ``clean_best``, ``clean_last``, ``clean_gap`` and
+  ``aa_best``, ``aa_last``, ``aa_gap`` (AutoAttack; columns present only with ``autoattack``);
+  ``robust_train_rise`` = robust_train(T) − robust_train(b); ``fgsm_last`` = fgsm_test(T);
+  ``fgsm_pgd_gap`` = fgsm_test(T) − robust_test(T).
 
 Columns a row kind does not use are NaN. Kind ``danskin_direction`` is documented on its function.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -76,6 +83,9 @@ EPOCH_COLUMNS = ("lr", "train_loss", "clean_train", "robust_train", "clean_val",
                  "clean_test", "robust_test", "fgsm_test")
 SUMMARY_COLUMNS = ("best_epoch", "clean_best", "clean_last", "clean_gap", "robust_best",
                    "robust_last", "robust_gap", "robust_train_rise", "fgsm_last", "fgsm_pgd_gap")
+AUTOATTACK_COLUMNS = ("aa_best", "aa_last", "aa_gap")
+"""Summary columns added only with ``autoattack: true`` (not declared: a declared column that is
+NaN in every row would count as diverged)."""
 COLUMNS = ("method", "kind", "epoch", *EPOCH_COLUMNS, *SUMMARY_COLUMNS)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -118,6 +128,8 @@ class AdversarialTrainingParams(BaseModel):
     eval_losses: list[Literal["ce", "margin"]] = Field(["ce", "margin"], min_length=1)
     eval_every: int = Field(1, ge=1, description="evaluate every k epochs (and the last)")
     eval_batch: int = Field(1000, ge=1, description="examples per seed per evaluation chunk")
+    autoattack: bool = Field(False, description="also evaluate best and last with AutoAttack "
+                             "(torchattacks, a development dependency)")
 
     @field_validator("methods")
     @classmethod
@@ -242,6 +254,70 @@ def _evaluate(
     return acc[0], acc[1], acc[2] if fgsm else np.full(idx.shape[0], np.nan)
 
 
+class _BestCheckpoint:
+    """Each seed's weights at its best epoch so far by robust validation accuracy (Rice et al.'s
+    early stopping: the first epoch on ties), kept in one model of the seed-batched shape."""
+
+    def __init__(self, model: nn.Module, seeds: int) -> None:
+        self.model = copy.deepcopy(model)
+        self.score = np.full(seeds, -np.inf)
+        self.epoch = np.zeros(seeds, dtype=int)
+
+    def update(self, model: nn.Module, robust_val: np.ndarray, epoch: int) -> None:
+        better = np.flatnonzero(robust_val > self.score)
+        if better.size == 0:
+            return
+        self.score[better], self.epoch[better] = robust_val[better], epoch
+        source = model.state_dict()
+        with torch.no_grad():
+            for key, value in self.model.state_dict().items():
+                for i in better:
+                    if isinstance(model, SeedEnsemble):  # per-seed networks nets.<i>.*
+                        if key.startswith(f"nets.{i}."):
+                            value.copy_(source[key])
+                    else:  # every tensor has the seed as its leading dimension
+                        value[i].copy_(source[key][i])
+
+
+def _autoattack(
+    model: nn.Module, data: _Data, p: AdversarialTrainingParams, seeds: Sequence[int]
+) -> np.ndarray:
+    """Robust test accuracy per seed under AutoAttack (Croce & Hein ICML 2020, ``standard``:
+    APGD-CE, APGD-T, FAB-T, Square; ``torchattacks.AutoAttack``, a development dependency imported
+    here only). Its random starts are seeded per seed from the ``adversarial/autoattack`` stream's
+    seed; the global torch generator it reseeds is restored afterwards."""
+    import torchattacks  # dev dependency: only profiles that ask for AutoAttack need it
+
+    out = np.zeros(len(seeds))
+    model.eval()
+    for i, seed in enumerate(seeds):
+        net = _OneSeed(model, i, len(seeds))
+        attack = torchattacks.AutoAttack(net, norm="Linf", eps=p.eps, version="standard",
+                                         n_classes=data.num_classes,
+                                         seed=stream_seed(seed, "adversarial/autoattack"))
+        hits = 0
+        for start in range(0, data.test.shape[1], p.eval_batch):
+            idx = data.test[i, start : start + p.eval_batch]
+            x, y = data.x[idx].to(data.device), data.y[idx].to(data.device)
+            with torch.random.fork_rng(devices=[]):
+                x_adv = attack(x, y)
+            with torch.no_grad():
+                hits += int((net(x_adv).argmax(-1) == y).sum())
+        out[i] = hits / data.test.shape[1]
+    return out
+
+
+class _OneSeed(nn.Module):
+    """Seed ``i`` of a seed-batched classifier as an ordinary one, (B, *input) → (B, K)."""
+
+    def __init__(self, model: nn.Module, i: int, seeds: int) -> None:
+        super().__init__()
+        self.model, self.i, self.seeds = model, i, seeds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.unsqueeze(0).expand(self.seeds, *x.shape))[self.i]
+
+
 def _train_method(
     name: str, p: AdversarialTrainingParams, seeds: Sequence[int], data: _Data,
     device: torch.device,
@@ -261,7 +337,9 @@ def _train_method(
     eval_gens = streams(seeds, "adversarial/eval")
     n_train = data.train.shape[1]
     n_eval = min(p.n_train_eval, n_train)
+    train_idx, train_lab = data.train[:, :n_eval], data.train_labels[:, :n_eval]
     steps_per_epoch = math.ceil(n_train / p.batch_size)
+    best = _BestCheckpoint(model, len(seeds))
     rows: list[dict[str, float | int | str]] = []
     for epoch in range(1, p.epochs + 1):
         model.train()
@@ -279,41 +357,69 @@ def _train_method(
             per_seed.sum().backward()
             opt.step()
             losses += per_seed.detach().cpu() / steps_per_epoch
-        if epoch % p.eval_every and epoch != p.epochs:
-            continue
         model.eval()
-        train_idx, train_lab = data.train[:, :n_eval], data.train_labels[:, :n_eval]
-        c_tr, r_tr, _ = _evaluate(model, data, train_idx, train_lab, p, eval_gens, False)
         c_va, r_va, _ = _evaluate(model, data, data.val, data.y[data.val], p, eval_gens, False)
-        c_te, r_te, f_te = _evaluate(model, data, data.test, data.y[data.test], p, eval_gens,
-                                     True)
+        best.update(model, r_va, epoch)
+        nan = np.full(len(seeds), np.nan)
+        c_tr = r_tr = c_te = r_te = f_te = nan
+        if epoch % p.eval_every == 0 or epoch == p.epochs:
+            c_tr, r_tr, _ = _evaluate(model, data, train_idx, train_lab, p, eval_gens, False)
+            c_te, r_te, f_te = _evaluate(model, data, data.test, data.y[data.test], p,
+                                         eval_gens, True)
         for i, seed in enumerate(seeds):
             rows.append({"seed": seed, "method": name, "kind": "epoch", "epoch": epoch,
                          "lr": lr, "train_loss": float(losses[i]),
                          "clean_train": c_tr[i], "robust_train": r_tr[i], "clean_val": c_va[i],
                          "robust_val": r_va[i], "clean_test": c_te[i], "robust_test": r_te[i],
                          "fgsm_test": f_te[i]})
+    best.model.eval()
+    bc_tr, br_tr, _ = _evaluate(best.model, data, train_idx, train_lab, p, eval_gens, False)
+    bc_te, br_te, _ = _evaluate(best.model, data, data.test, data.y[data.test], p, eval_gens,
+                                False)
+    aa_best = aa_last = np.full(len(seeds), np.nan)
+    if p.autoattack:
+        aa_best = _autoattack(best.model, data, p, seeds)
+        aa_last = _autoattack(model, data, p, seeds)
+    for i, seed in enumerate(seeds):
+        rows.append(_summary_row(
+            seed, name, p.epochs, int(best.epoch[i]),
+            best={"clean_test": bc_te[i], "robust_test": br_te[i], "robust_train": br_tr[i],
+                  "aa_test": aa_best[i]},
+            last={"clean_test": c_te[i], "robust_test": r_te[i], "robust_train": r_tr[i],
+                  "fgsm_test": f_te[i], "aa_test": aa_last[i]}))
     return rows
 
 
+def _summary_row(
+    seed: int, name: str, epoch: int, best_epoch: int, best: dict[str, float],
+    last: dict[str, float],
+) -> dict[str, float | int | str]:
+    """One summary row from the best checkpoint's and the last epoch's accuracies."""
+    return {
+        "seed": seed, "method": name, "kind": "summary", "epoch": epoch,
+        "best_epoch": best_epoch,
+        "clean_best": best["clean_test"], "clean_last": last["clean_test"],
+        "clean_gap": best["clean_test"] - last["clean_test"],
+        "robust_best": best["robust_test"], "robust_last": last["robust_test"],
+        "robust_gap": best["robust_test"] - last["robust_test"],
+        "robust_train_rise": last["robust_train"] - best["robust_train"],
+        "fgsm_last": last["fgsm_test"],
+        "fgsm_pgd_gap": last["fgsm_test"] - last["robust_test"],
+        "aa_best": best.get("aa_test", np.nan), "aa_last": last.get("aa_test", np.nan),
+        "aa_gap": best.get("aa_test", np.nan) - last.get("aa_test", np.nan),
+    }
+
+
 def summarize(curves: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows (one per method and seed) from the ``kind == "epoch"`` rows."""
+    """Summary rows (one per method and seed) from ``kind == "epoch"`` rows that carry test
+    accuracies at every epoch (the experiment itself evaluates the best checkpoint instead)."""
     out = []
     for (name, seed), g in curves.groupby(["method", "seed"], sort=False):
         g = g.sort_values("epoch")
-        best = g.loc[g["robust_val"].idxmax()]
+        b = g.loc[g["robust_val"].idxmax()]
         last = g.iloc[-1]
-        out.append({
-            "seed": seed, "method": name, "kind": "summary", "epoch": last["epoch"],
-            "best_epoch": best["epoch"],
-            "clean_best": best["clean_test"], "clean_last": last["clean_test"],
-            "clean_gap": best["clean_test"] - last["clean_test"],
-            "robust_best": best["robust_test"], "robust_last": last["robust_test"],
-            "robust_gap": best["robust_test"] - last["robust_test"],
-            "robust_train_rise": last["robust_train"] - best["robust_train"],
-            "fgsm_last": last["fgsm_test"],
-            "fgsm_pgd_gap": last["fgsm_test"] - last["robust_test"],
-        })
+        out.append(_summary_row(seed, name, int(last["epoch"]), int(b["epoch"]), b.to_dict(),
+                                last.to_dict()))
     return pd.DataFrame(out)
 
 
@@ -334,8 +440,10 @@ def adversarial_training(
     curves = pd.DataFrame(
         [row for name in p.methods for row in _train_method(name, p, seeds, data, device)]
     )
-    table = pd.concat([curves, summarize(curves)], ignore_index=True)
-    return table.reindex(columns=["seed", *COLUMNS])
+    curves = pd.concat([curves[curves["kind"] == "epoch"], curves[curves["kind"] == "summary"]],
+                       ignore_index=True)
+    extra = AUTOATTACK_COLUMNS if p.autoattack else ()
+    return curves.reindex(columns=["seed", *COLUMNS, *extra])
 
 
 class DanskinParams(BaseModel):
