@@ -76,6 +76,19 @@ def test_gd_rows_are_per_seed_and_deterministic() -> None:
     assert sorted(a.step.unique()) == [0, 2, 4]
 
 
+def test_measured_rate_is_the_log_loss_slope_and_its_ratios() -> None:
+    """log_rate_measured is the least-squares slope of ln L over the recorded steps (what the
+    rate rule fits); rate_to_kernel and rate_to_bound divide it by the predicted log-rates."""
+    p = GDConvergenceParams(width=64, n=8, dim=4, steps=60, record_every=10)
+    rows = two_layer_gd_convergence(p, (0, 1), CPU)
+    for _, group in rows.groupby("seed"):
+        first = group.iloc[0]
+        slope = _slope(group, "step", "loss")
+        assert first["log_rate_measured"] == pytest.approx(slope, rel=1e-9)
+        assert first["rate_to_kernel"] == pytest.approx(slope / first["log_rate_emp"])
+        assert first["rate_to_bound"] == pytest.approx(slope / first["log_rate_bound"])
+
+
 def test_random_labels_rows_count_parameters_and_time_to_fit() -> None:
     p = RandomLabelsParams(width=8, n_train=40, n_test=400, epochs=1, batch_size=20,
                            check_every=1)
