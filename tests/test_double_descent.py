@@ -140,6 +140,7 @@ def test_sgd_vs_min_norm_rows() -> None:
     rows = rf_sgd_vs_min_norm(p, (0, 1), CPU)
     assert sorted(rows["solver"].unique()) == ["min_norm", "sgd"]
     assert rows.loc[rows.solver == "min_norm", "train_error"].max() < 1e-12
+    np.testing.assert_allclose(rows["log_test_error"], np.log(rows["test_error"]))
 
 
 def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:

@@ -337,7 +337,7 @@ def sgd_fit(
     "rf_sgd_vs_min_norm",
     family="double_descent",
     params=RFSGDParams,
-    columns=("solver", "n_features", "test_error", "train_error"),
+    columns=("solver", "n_features", "test_error", "log_test_error", "train_error"),
     example={"ratio": 2.0, "draws": 1, "epochs": 2, "batch_size": 4,
              "data": {"n_train": 12, "n_val": 2, "n_test": 10}},
 )
@@ -345,7 +345,8 @@ def rf_sgd_vs_min_norm(
     p: RFSGDParams, seeds: Sequence[int], device: torch.device
 ) -> pd.DataFrame:
     """Two rows per seed (``solver`` ∈ {min_norm, sgd}) on the same data and features: test
-    error against clean targets and training error, averaged over the draws."""
+    error against clean targets (and its log, for locating a peak), and training error, averaged
+    over the draws."""
     data = make_split(p.data, seeds, p.data_root).to(device)
     n = data.x_train.shape[-2]
     m = max(1, round(p.ratio * n))
@@ -368,6 +369,7 @@ def rf_sgd_vs_min_norm(
         test_err = ((_predict(phi_te, coef) - data.y_test.unsqueeze(1)) ** 2).mean(dim=(1, 2))
         train_err = ((_predict(phi_tr, coef) - y) ** 2).mean(dim=(1, 2))
         rows += [{"seed": seed, "solver": solver, "n_features": m,
-                  "test_error": float(test_err[i]), "train_error": float(train_err[i])}
+                  "test_error": float(test_err[i]), "log_test_error": math.log(test_err[i]),
+                  "train_error": float(train_err[i])}
                  for i, seed in enumerate(seeds)]
     return pd.DataFrame(rows)
