@@ -45,6 +45,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from theorybench.data.digits import load_digits_tensors
+from theorybench.data.mnist1d import load_mnist1d_tensors
 from theorybench.data.synthetic import teacher_regression
 from theorybench.data.torchvision_local import load_local
 from theorybench.registry import experiment
@@ -60,8 +61,9 @@ norm): ``torch.logspace(*RIDGE_GRID)``, 28 values from 1e-8 to 10."""
 class RFData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["digits", "synthetic", "mnist"] = Field(
-        "digits", description="scikit-learn digits, a synthetic teacher, or local MNIST"
+    name: Literal["digits", "mnist1d", "synthetic", "mnist"] = Field(
+        "digits", description="scikit-learn digits, MNIST-1D (generated locally), a synthetic "
+        "teacher, or local MNIST"
     )
     pair: tuple[int, int] = Field((3, 7), description="digit classes with targets +1 / -1")
     n_train: int = Field(100, ge=2, description="training points n")
@@ -108,8 +110,8 @@ def _pool(d: RFData, data_root: str | None
     """Inputs and ±1 targets of the chosen pair; for MNIST (read from ``data_root``) also its
     separate test split."""
     a, b = d.pair
-    if d.name == "digits":
-        x, y = load_digits_tensors()
+    if d.name in ("digits", "mnist1d"):
+        x, y = load_digits_tensors() if d.name == "digits" else load_mnist1d_tensors()
         keep = (y == a) | (y == b)
         return x[keep], torch.where(y[keep] == a, 1.0, -1.0), None, None
     if not data_root:
