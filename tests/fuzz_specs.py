@@ -46,7 +46,7 @@ BASES: dict[str, dict[str, Any]] = {
         "source": {"paper": "Zhang et al. ICLR 2017", "where": "Fig. 1a"},
         "experiment": {
             "kind": "random_label_fit",
-            "params": {"labels": "random", "width": 16, "n_train": 40, "n_test": 40,
+            "params": {"corruption": 1.0, "width": 16, "n_train": 40, "n_test": 40,
                        "epochs": 2, "batch_size": 10, "lr": 0.1, "momentum": 0.9},
             "seeds": 2,
         },

@@ -140,6 +140,7 @@ def test_sgd_vs_min_norm_rows() -> None:
     rows = rf_sgd_vs_min_norm(p, (0, 1), CPU)
     assert sorted(rows["solver"].unique()) == ["min_norm", "sgd"]
     assert rows.loc[rows.solver == "min_norm", "train_error"].max() < 1e-12
+    np.testing.assert_allclose(rows["log_test_error"], np.log(rows["test_error"]))
 
 
 def _write_idx(path: Path, magic: int, array: np.ndarray) -> None:
@@ -172,3 +173,24 @@ def test_load_local_names_the_missing_folder(tmp_path: Path, name: str) -> None:
 def test_mnist_data_needs_a_local_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         make_split(RFData(name="mnist"), (0,), str(tmp_path))
+
+
+def test_mnist1d_is_generated_locally_and_leaves_global_randomness_alone() -> None:
+    """The mnist1d generator seeds NumPy's global state; the loader restores it. Pair 3 vs 7
+    has 500 sequences of each class."""
+    import random
+
+    from theorybench.data.mnist1d import load_mnist1d_tensors
+
+    np.random.seed(5)
+    random.seed(5)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(5)
+    random.seed(5)
+    x, y = load_mnist1d_tensors()
+    assert (np.random.rand(), random.random()) == expected
+    assert x.shape == (5000, 40) and int((y == 3).sum()) == int((y == 7).sum()) == 500
+    split = make_split(RFData(name="mnist1d", n_train=20, n_val=5, n_test=10), (0,))
+    assert split.x_train.shape == (1, 20, 40)
+    assert set(split.y_test.flatten().tolist()) <= {-1.0, 1.0}
+

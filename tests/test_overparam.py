@@ -16,6 +16,7 @@ from theorybench.experiments.overparam import (
     SGDStepParams,
     _gd_init,
     _ntk_gram,
+    corrupt_labels,
     random_label_fit,
     sgd_step_schedule,
     two_layer_gd_convergence,
@@ -75,11 +76,52 @@ def test_gd_rows_are_per_seed_and_deterministic() -> None:
     assert sorted(a.step.unique()) == [0, 2, 4]
 
 
-def test_random_labels_parameter_count_and_chance() -> None:
-    p = RandomLabelsParams(width=8, n_train=40, n_test=400, epochs=1, batch_size=20)
+def test_measured_rate_is_the_log_loss_slope_and_its_ratios() -> None:
+    """log_rate_measured is the least-squares slope of ln L over the recorded steps (what the
+    rate rule fits); rate_to_kernel and rate_to_bound divide it by the predicted log-rates."""
+    p = GDConvergenceParams(width=64, n=8, dim=4, steps=60, record_every=10)
+    rows = two_layer_gd_convergence(p, (0, 1), CPU)
+    for _, group in rows.groupby("seed"):
+        first = group.iloc[0]
+        slope = _slope(group, "step", "loss")
+        assert first["log_rate_measured"] == pytest.approx(slope, rel=1e-9)
+        assert first["rate_to_kernel"] == pytest.approx(slope / first["log_rate_emp"])
+        assert first["rate_to_bound"] == pytest.approx(slope / first["log_rate_bound"])
+
+
+def test_random_labels_rows_count_parameters_and_time_to_fit() -> None:
+    p = RandomLabelsParams(width=8, n_train=40, n_test=400, epochs=1, batch_size=20,
+                           check_every=1)
     rows = random_label_fit(p, (0, 1), CPU)
     assert (rows["n_params"] == 64 * 8 + 8 + 8 * 10 + 10).all()
     assert rows["test_acc"].between(0.0, 0.3).all()
+    unfitted = rows[rows.fitted == 0]
+    assert (unfitted["epochs_to_fit"] == 1.0).all()  # censored at the budget
+
+
+def test_corruption_is_nested_across_levels_and_classwise_keeps_a_function_of_the_class() -> None:
+    y = torch.arange(200) % 10
+    draws = {q: corrupt_labels(y, q, "example", torch.Generator().manual_seed(3))
+             for q in (0.0, 0.3, 0.6, 1.0)}
+    changed = {q: draws[q] != y for q in draws}
+    assert not changed[0.0].any()
+    assert (changed[0.3] <= changed[0.6]).all()  # the corrupted set grows with p
+    assert (draws[0.6][changed[0.3]] == draws[0.3][changed[0.3]]).all()
+    assert 0.75 < changed[1.0].double().mean() < 0.98  # 9/10 of the labels change at p = 1
+    by_class = corrupt_labels(y, 0.5, "class", torch.Generator().manual_seed(3))
+    for c in range(10):
+        assert len(set(by_class[y == c].tolist())) == 1
+
+
+def test_wide_net_fits_true_labels_before_random_ones() -> None:
+    base = {"n_train": 60, "n_test": 100, "epochs": 60, "batch_size": 20, "check_every": 1}
+    seeds = (0, 1)
+    true = random_label_fit(RandomLabelsParams(corruption=0.0, **base), seeds, CPU)
+    rand = random_label_fit(RandomLabelsParams(corruption=1.0, **base), seeds, CPU)
+    assert (true.fitted == 1).all() and (rand.fitted == 1).all()
+    assert (rand.train_error == 0).all()
+    assert (rand.epochs_to_fit.to_numpy() > true.epochs_to_fit.to_numpy()).all()
+    assert (true.test_acc > 0.6).all()
 
 
 def test_constant_step_noise_ball_scales_like_sqrt_step() -> None:

@@ -45,6 +45,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from theorybench.data.digits import load_digits_tensors
+from theorybench.data.mnist1d import load_mnist1d_tensors
 from theorybench.data.synthetic import teacher_regression
 from theorybench.data.torchvision_local import load_local
 from theorybench.registry import experiment
@@ -60,8 +61,9 @@ norm): ``torch.logspace(*RIDGE_GRID)``, 28 values from 1e-8 to 10."""
 class RFData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["digits", "synthetic", "mnist"] = Field(
-        "digits", description="scikit-learn digits, a synthetic teacher, or local MNIST"
+    name: Literal["digits", "mnist1d", "synthetic", "mnist"] = Field(
+        "digits", description="scikit-learn digits, MNIST-1D (generated locally), a synthetic "
+        "teacher, or local MNIST"
     )
     pair: tuple[int, int] = Field((3, 7), description="digit classes with targets +1 / -1")
     n_train: int = Field(100, ge=2, description="training points n")
@@ -108,8 +110,8 @@ def _pool(d: RFData, data_root: str | None
     """Inputs and ±1 targets of the chosen pair; for MNIST (read from ``data_root``) also its
     separate test split."""
     a, b = d.pair
-    if d.name == "digits":
-        x, y = load_digits_tensors()
+    if d.name in ("digits", "mnist1d"):
+        x, y = load_digits_tensors() if d.name == "digits" else load_mnist1d_tensors()
         keep = (y == a) | (y == b)
         return x[keep], torch.where(y[keep] == a, 1.0, -1.0), None, None
     if not data_root:
@@ -337,7 +339,7 @@ def sgd_fit(
     "rf_sgd_vs_min_norm",
     family="double_descent",
     params=RFSGDParams,
-    columns=("solver", "n_features", "test_error", "train_error"),
+    columns=("solver", "n_features", "test_error", "log_test_error", "train_error"),
     example={"ratio": 2.0, "draws": 1, "epochs": 2, "batch_size": 4,
              "data": {"n_train": 12, "n_val": 2, "n_test": 10}},
 )
@@ -345,7 +347,8 @@ def rf_sgd_vs_min_norm(
     p: RFSGDParams, seeds: Sequence[int], device: torch.device
 ) -> pd.DataFrame:
     """Two rows per seed (``solver`` ∈ {min_norm, sgd}) on the same data and features: test
-    error against clean targets and training error, averaged over the draws."""
+    error against clean targets (and its log, for locating a peak), and training error, averaged
+    over the draws."""
     data = make_split(p.data, seeds, p.data_root).to(device)
     n = data.x_train.shape[-2]
     m = max(1, round(p.ratio * n))
@@ -368,6 +371,7 @@ def rf_sgd_vs_min_norm(
         test_err = ((_predict(phi_te, coef) - data.y_test.unsqueeze(1)) ** 2).mean(dim=(1, 2))
         train_err = ((_predict(phi_tr, coef) - y) ** 2).mean(dim=(1, 2))
         rows += [{"seed": seed, "solver": solver, "n_features": m,
-                  "test_error": float(test_err[i]), "train_error": float(train_err[i])}
+                  "test_error": float(test_err[i]), "log_test_error": math.log(test_err[i]),
+                  "train_error": float(train_err[i])}
                  for i, seed in enumerate(seeds)]
     return pd.DataFrame(rows)

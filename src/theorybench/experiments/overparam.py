@@ -105,15 +105,19 @@ def _ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> t
     family="overparam",
     params=GDConvergenceParams,
     columns=("step", "loss", "loss_ratio", "log_rate_bound", "log_rate_ntk", "log_rate_emp",
-             "lambda0", "lambda_min_emp", "eta", "gram_change", "weight_change"),
+             "log_rate_measured", "rate_to_kernel", "rate_to_bound", "lambda0", "lambda_min_emp",
+             "eta", "gram_change", "weight_change"),
     example={"width": 16, "n": 6, "dim": 3, "steps": 4, "record_every": 2},
 )
 def two_layer_gd_convergence(
     p: GDConvergenceParams, seeds: Sequence[int], device: torch.device
 ) -> pd.DataFrame:
     """Rows per (seed, recorded step): the loss and its ratio to the initial loss; per-seed
-    constants repeated on every row: predicted log-rates, λ₀, λ_min(H(0)), η, and the relative
-    changes of the Gram matrix and of the weights after the last step."""
+    constants repeated on every row: predicted log-rates, the measured one
+    (``log_rate_measured``: least-squares slope of ln L over the recorded steps, as the ``rate``
+    rule computes it) and its ratios to the empirical-NTK rate (``rate_to_kernel``) and to Du et
+    al.'s bound (``rate_to_bound``), λ₀, λ_min(H(0)), η, and the relative changes of the Gram
+    matrix and of the weights after the last step."""
     seeds = tuple(seeds)
     x, b, params = _gd_init(p, seeds)
     x, b = x.to(device), b.to(device)
@@ -142,10 +146,20 @@ def two_layer_gd_convergence(
     gram_change = (gram_k - gram0).flatten(1).norm(dim=1) / gram0.flatten(1).norm(dim=1)
     moved = sum((params[n] - start[n]).flatten(1).norm(dim=1) for n in trained)
     weight_change = moved / sum(start[n].flatten(1).norm(dim=1) for n in trained)
+    steps = torch.tensor(list(losses), dtype=torch.float64, device=x.device)
+    log_loss = torch.stack([losses[k] for k in losses], dim=1).log()  # (S, recorded steps)
+    centred = steps - steps.mean()
+    measured = ((log_loss - log_loss.mean(dim=1, keepdim=True)) * centred).sum(dim=1) / (
+        centred**2).sum()
+    bound = torch.log1p(-eta * lam0 / 2)
+    kernel = 2 * torch.log1p(-eta * lam_emp.clamp_min(0))
     per_seed_cols = {
-        "log_rate_bound": torch.log1p(-eta * lam0 / 2),
+        "log_rate_bound": bound,
         "log_rate_ntk": 2 * torch.log1p(-eta * lam0),
-        "log_rate_emp": 2 * torch.log1p(-eta * lam_emp.clamp_min(0)),
+        "log_rate_emp": kernel,
+        "log_rate_measured": measured,
+        "rate_to_kernel": measured / kernel,
+        "rate_to_bound": measured / bound,
         "lambda0": lam0, "lambda_min_emp": lam_emp, "eta": eta,
         "gram_change": gram_change, "weight_change": weight_change,
     }
@@ -159,47 +173,68 @@ def two_layer_gd_convergence(
 
 
 # --------------------------------------------------------------------------------------------
-# Fitting random labels (Zhang et al. 2017)
+# Fitting corrupted and random labels (Zhang et al. 2017)
 
 
 class RandomLabelsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    labels: Literal["random", "true"] = Field(
-        "random", description="training labels: uniform random classes, or the true digits"
+    corruption: float = Field(
+        1.0, ge=0, le=1, description="label corruption p: 0 true labels, 1 random labels"
+    )
+    corrupt: Literal["example", "class"] = Field(
+        "example", description="example: each label independently replaced by a uniform random "
+        "class with probability p (Zhang et al.); class: each class relabelled as a whole with "
+        "probability p (labels stay a function of the digit)"
     )
     width: int = Field(512, ge=1, description="hidden units per layer")
     hidden_layers: int = Field(1, ge=1)
-    n_train: int = Field(500, ge=10)
-    n_test: int = Field(500, ge=10, description="held-out digits, always with true labels")
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(50, ge=1)
-    lr: float = Field(0.05, gt=0, description="SGD step")
+    n_train: int = Field(300, ge=10)
+    n_test: int = Field(1000, ge=10, description="held-out digits, always with true labels")
+    epochs: int = Field(100, ge=1, description="budget; a run stops once every seed fits")
+    batch_size: int = Field(30, ge=1)
+    lr: float = Field(0.1, gt=0, description="SGD step")
     momentum: float = Field(0.9, ge=0, lt=1)
+    check_every: int = Field(5, ge=1, description="steps between checks of the training error")
+
+
+def corrupt_labels(y: torch.Tensor, p: float, kind: str, g: torch.Generator) -> torch.Tensor:
+    """Labels ``y`` (n,) with corruption ``p``, coupled across ``p``: the uniforms and the
+    replacement classes are drawn whatever ``p`` is, so the corrupted set at ``p`` contains the
+    one at any smaller ``p`` (paired comparisons along ``p`` on one seed)."""
+    u_ex, new_ex = torch.rand(len(y), generator=g), torch.randint(0, 10, (len(y),), generator=g)
+    u_cl, new_cl = torch.rand(10, generator=g), torch.randint(0, 10, (10,), generator=g)
+    if kind == "example":
+        return torch.where(u_ex < p, new_ex, y)
+    return torch.where(u_cl[y] < p, new_cl[y], y)
 
 
 @experiment(
     "random_label_fit",
     family="overparam",
     params=RandomLabelsParams,
-    columns=("n_params", "train_error", "test_acc", "train_loss"),
+    columns=("n_params", "changed", "fitted", "epochs_to_fit", "train_error", "test_acc"),
     example={"width": 8, "n_train": 20, "n_test": 10, "epochs": 2, "batch_size": 10},
 )
 def random_label_fit(
     p: RandomLabelsParams, seeds: Sequence[int], device: torch.device
 ) -> pd.DataFrame:
-    """One row per seed: the number of parameters, the training error on the (random or true)
-    training labels, the accuracy on held-out digits with their true labels, and the final
-    training cross-entropy."""
+    """One row per seed: the time to fit its (corrupted) training labels, ``epochs_to_fit`` =
+    SGD steps until the training error is 0 on the whole training set (checked every
+    ``check_every`` steps), over steps per epoch
+    (censored at the budget ``epochs`` when it never fits, ``fitted`` = 0); the training error
+    and the accuracy on held-out digits (true labels) at that moment; the fraction of labels
+    the corruption changed, and the number of parameters."""
     seeds = tuple(seeds)
     x_all, y_all = load_digits_tensors()
     x_all = x_all - x_all.mean(dim=0)
-    xs, ys, xt, yt, orders = [], [], [], [], []
+    xs, ys, xt, yt, orders, changed = [], [], [], [], [], []
     for seed in seeds:
         g = stream(seed, "overparam/random-labels")
         tr, te = random_split(len(x_all), (p.n_train, p.n_test), g)
-        labels = y_all[tr] if p.labels == "true" else torch.randint(0, 10, (p.n_train,),
-                                                                    generator=g)
+        labels = corrupt_labels(y_all[tr], p.corruption, p.corrupt,
+                                stream(seed, "overparam/random-labels/corrupt"))
+        changed.append(float((labels != y_all[tr]).double().mean()))
         xs.append(x_all[tr])
         ys.append(labels)
         xt.append(x_all[te])
@@ -221,6 +256,20 @@ def random_label_fit(
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(),
                                                  reduction="none").view(yb.shape).mean(dim=1)
 
+    steps_per_epoch = math.ceil(p.n_train / p.batch_size)
+    n_seeds = len(seeds)
+    fit_step = torch.full((n_seeds,), float(p.epochs * steps_per_epoch), dtype=torch.float64)
+    fitted = torch.zeros(n_seeds, dtype=torch.bool)
+    train_err = torch.ones(n_seeds, dtype=torch.float64)
+    test_acc = torch.zeros(n_seeds, dtype=torch.float64)
+
+    def snapshot(which: torch.Tensor) -> None:
+        with torch.no_grad():
+            err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1).cpu()
+            acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1).cpu()
+        train_err[which], test_acc[which] = err[which], acc[which]
+
+    step = 0
     for epoch in range(p.epochs):
         for idx in minibatches(order[:, epoch], p.batch_size):
             xb = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -229,15 +278,25 @@ def random_label_fit(
             grads = torch.autograd.grad(loss_fn(params, xb, yb).sum(), params)
             velocity = [p.momentum * v + gr for v, gr in zip(velocity, grads, strict=True)]
             layers = [(t - p.lr * v).detach() for t, v in zip(params, velocity, strict=True)]
-    with torch.no_grad():
-        train_err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1)
-        test_acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1)
-        train_loss = loss_fn(layers, x, y)
+            step += 1
+            if step % p.check_every:
+                continue
+            with torch.no_grad():
+                wrong = (classify(layers, x).argmax(-1) != y).any(dim=1).cpu()
+            new = ~wrong & ~fitted
+            if new.any():
+                fit_step[new] = float(step)
+                fitted |= new
+                snapshot(new)
+        if bool(fitted.all()):
+            break
+    if not bool(fitted.all()):
+        snapshot(~fitted)
     n_params = sum(t[0].numel() for t in layers)
-    return pd.DataFrame({"seed": list(seeds), "n_params": n_params,
-                         "train_error": train_err.cpu().numpy(),
-                         "test_acc": test_acc.cpu().numpy(),
-                         "train_loss": train_loss.cpu().numpy()})
+    return pd.DataFrame({"seed": list(seeds), "n_params": n_params, "changed": changed,
+                         "fitted": fitted.double().numpy(),
+                         "epochs_to_fit": (fit_step / steps_per_epoch).numpy(),
+                         "train_error": train_err.numpy(), "test_acc": test_acc.numpy()})
 
 
 # --------------------------------------------------------------------------------------------
