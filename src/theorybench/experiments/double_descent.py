@@ -178,12 +178,12 @@ def draw_features(
 
 
 def featurize(
-    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, kind: Literal["fourier", "relu"]
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, features: Literal["fourier", "relu"]
 ) -> torch.Tensor:
     """Features of inputs ``x`` (S, n, p) under every draw: (S, D, n, m)."""
     pre = torch.einsum("snp,sdmp->sdnm", x, w)
     scale = math.sqrt(2.0 / w.shape[-2])
-    if kind == "fourier":
+    if features == "fourier":
         return scale * torch.cos(pre + b.unsqueeze(-2))
     return scale * torch.relu(pre)
 

@@ -198,13 +198,13 @@ class RandomLabelsParams(BaseModel):
     check_every: int = Field(5, ge=1, description="steps between checks of the training error")
 
 
-def corrupt_labels(y: torch.Tensor, p: float, kind: str, g: torch.Generator) -> torch.Tensor:
+def corrupt_labels(y: torch.Tensor, p: float, unit: str, g: torch.Generator) -> torch.Tensor:
     """Labels ``y`` (n,) with corruption ``p``, coupled across ``p``: the uniforms and the
     replacement classes are drawn whatever ``p`` is, so the corrupted set at ``p`` contains the
     one at any smaller ``p`` (paired comparisons along ``p`` on one seed)."""
     u_ex, new_ex = torch.rand(len(y), generator=g), torch.randint(0, 10, (len(y),), generator=g)
     u_cl, new_cl = torch.rand(10, generator=g), torch.randint(0, 10, (10,), generator=g)
-    if kind == "example":
+    if unit == "example":
         return torch.where(u_ex < p, new_ex, y)
     return torch.where(u_cl[y] < p, new_cl[y], y)
 
