@@ -407,3 +407,33 @@ def test_cli_power_reads_a_record_and_prints_the_seed_count(root):
     assert "smallest seed count reaching 90%: 6" in result.output
     result = invoke("power", "testing/line", "--seeds", "3", "--draws", "10")
     assert result.exit_code == 0, result.output
+
+
+def test_a_withdrawal_in_the_adoption_log_unpublishes_the_profile(tmp_path) -> None:
+    from theorybench.specstore import adoptions, record_adoption, record_withdrawal
+
+    record = {"task_id": "f/x", "profile": "smoke", "verdict": "holds", "run_id": "a" * 32,
+              "spec_sha256": "0" * 64}
+    record_adoption(record, tmp_path)
+    assert adoptions(tmp_path)[("f/x", "smoke")]["record"] == "a" * 32
+    record_withdrawal("f/x", "smoke", tmp_path)
+    assert ("f/x", "smoke") not in adoptions(tmp_path)
+    record_adoption(record | {"run_id": "b" * 32}, tmp_path)
+    assert adoptions(tmp_path)[("f/x", "smoke")]["record"] == "b" * 32
+
+
+def test_sync_logs_what_the_specs_withdrew(tmp_path) -> None:
+    import shutil
+
+    from theorybench.paths import tasks_dir
+    from theorybench.specstore import adoptions, record_adoption, sync_adoptions
+
+    root = tmp_path / "tasks" / "overparam"
+    root.mkdir(parents=True)
+    shutil.copy(tasks_dir() / "overparam" / "random-labels.yaml", root)  # publishes nothing
+    runs = tmp_path / "runs"
+    record_adoption({"task_id": "overparam/random-labels", "profile": "smoke",
+                     "verdict": "inconclusive", "run_id": "c" * 32}, runs)
+    assert sync_adoptions(tmp_path / "tasks", runs) == 1
+    assert ("overparam/random-labels", "smoke") not in adoptions(runs)
+    assert sync_adoptions(tmp_path / "tasks", runs) == 0

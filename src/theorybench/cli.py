@@ -443,12 +443,20 @@ def publish(
     results_dir: Path = typer.Option(None, help="records folder (default results/runs)"),
     out: Path = typer.Option(None, help="site folder (default results/site)"),
 ) -> None:
-    """Build the static leaderboard site from every run record."""
+    """Build the static leaderboard site from every run record. With the specs at hand
+    (``tasks/``), the adoption log beside the records first learns what they publish and
+    withdraw (``specstore.sync_adoptions``)."""
     from theorybench.leaderboard import SiteError, build_site
     from theorybench.paths import site_dir
+    from theorybench.specstore import sync_adoptions
 
+    records = results_dir or runs_dir()
+    if tasks_dir().is_dir() and records.is_dir():
+        appended = sync_adoptions(tasks_dir(), records)
+        if appended:
+            console.print(Text(f"adoption log: {appended} line(s) appended from the specs"))
     try:
-        site = build_site(results_dir or runs_dir(), out or site_dir())
+        site = build_site(records, out or site_dir())
     except SiteError as exc:
         raise _fail(str(exc)) from None
     for note in site.notes:

@@ -165,9 +165,56 @@ def record_adoption(record: dict[str, Any], folder: Path | None = None,
         handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
 
 
+def record_withdrawal(task_id: str, profile: str, folder: Path | None = None,
+                      source: str = "withdraw") -> None:
+    """Append the withdrawal of (task, profile)'s published verdict: it is unmeasured again."""
+    from theorybench.results import now_iso
+
+    folder = folder or runs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    line = {"task_id": task_id, "profile": profile, "verdict": None, "record": None,
+            "adopted": now_iso(), "source": source}
+    with open(folder / ADOPTIONS, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def sync_adoptions(tasks_root: Path, folder: Path | None = None) -> int:
+    """Append to the log what the specs under ``tasks_root`` publish and the log does not say:
+    an adoption for each ``expected_verdict`` entry naming another record, a withdrawal for each
+    profile the log publishes and its spec no longer does. Returns the lines appended."""
+    from theorybench.spec import SpecError, load_task, task_paths
+
+    folder = folder or runs_dir()
+    logged = adoptions(folder)
+    records: dict[str, dict[str, Any]] | None = None
+    appended = 0
+    for path in task_paths(tasks_root):
+        try:
+            task = load_task(path, allow_expensive=True)
+        except SpecError:
+            continue
+        published = task.spec.expected_verdict
+        for profile in task.spec.profiles:
+            entry = published.get(profile)  # type: ignore[call-overload]
+            line = logged.get((task.spec.id, profile))
+            if entry is None and line is not None:
+                record_withdrawal(task.spec.id, profile, folder, source="sync")
+                appended += 1
+            elif entry is not None and (line is None or line.get("record") != entry.record):
+                if records is None:
+                    from theorybench.status import records_by_id
+
+                    records = records_by_id(folder)
+                record = records.get(entry.record)
+                if record is not None:
+                    record_adoption(record, folder, source="sync")
+                    appended += 1
+    return appended
+
+
 def adoptions(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """The latest adoption of each (task, profile) in ``folder``'s log (unreadable lines are
-    skipped)."""
+    """The latest adoption of each (task, profile) in ``folder``'s log; a withdrawal (a line whose
+    ``record`` is null) removes it (unreadable lines are skipped)."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         lines = (folder / ADOPTIONS).read_text(encoding="utf-8").splitlines()
@@ -178,8 +225,13 @@ def adoptions(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
             line = json.loads(text)
         except ValueError:
             continue
-        if isinstance(line, dict) and isinstance(line.get("record"), str):
-            latest[(str(line.get("task_id")), str(line.get("profile")))] = line
+        if not isinstance(line, dict):
+            continue
+        key = (str(line.get("task_id")), str(line.get("profile")))
+        if isinstance(line.get("record"), str):
+            latest[key] = line
+        elif "record" in line and line["record"] is None:
+            latest.pop(key, None)
     return latest
 
 
