@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from theorybench.cache import CellCache, cell_key, source_hash
 from theorybench.executors import LocalExecutor
 from theorybench.progress import Eta
 from theorybench.registry import experiment
-from theorybench.results import load_records
-from theorybench.runner import run_task
+from theorybench.results import load_records, table_from_json
+from theorybench.runner import plan_task, run_task, run_tasks
 from theorybench.spec import load_task
 
 LOG_ENV = "THEORYBENCH_TEST_CELL_LOG"
@@ -293,3 +294,54 @@ def test_a_pool_of_workers_gives_the_in_process_table(tmp_path) -> None:
     assert pooled.table == alone.table
     assert [c.index for c in pooled.cells] == [c.index for c in alone.cells]
     assert all(c.threads["concurrent"] == 2 for c in pooled.cells)
+
+
+def test_a_suite_shares_the_workers_and_gives_each_task_its_own_table(tmp_path) -> None:
+    """run_tasks: the cells of several tasks side by side, one outcome per task as it finishes,
+    each with the table run_task gives it alone; a task's time limit applies to its cells only."""
+    quick = load_task(sleep_task(tmp_path, "quick", points=3))
+    slow_path = sleep_task(tmp_path, "slow", points=2)
+    spec = yaml.safe_load(slow_path.read_text())
+    spec["experiment"]["sweep"] = {"sleep": [0.0, 300.0]}
+    spec["experiment"]["cell_timeout_s"] = 3.0
+    spec["expect"] = [{"rule": "threshold", "metric": "y", "op": ">", "value": -1.0}]
+    spec["controls"][0]["sweep"] = {"sleep": [0.0]}
+    slow_path.write_text(yaml.safe_dump(spec))
+    slow = load_task(slow_path)
+    planned = [plan_task(t, "smoke", device="cpu", concurrent=2, write=False)
+               for t in (slow, quick)]
+    seen: list[str] = []
+    with closing(LocalExecutor(2)) as executor:
+        outcomes = {o.record.task_id: o.record
+                    for o in run_tasks(planned, executor,
+                                       on_cell=lambda p, out: seen.append(p.task.spec.id))}
+    assert sorted(outcomes) == ["testing/quick", "testing/slow"]
+    assert seen.count("testing/quick") == 4 and seen.count("testing/slow") == 3
+    assert outcomes["testing/quick"].table == run_task(quick, "smoke", device="cpu",
+                                                       write=False).record.table
+    assert outcomes["testing/quick"].verdict == "holds"
+    slow_errors = [c.error for c in outcomes["testing/slow"].cells if c.error]
+    assert outcomes["testing/slow"].verdict == "error" and len(slow_errors) == 1
+    assert "limit of 3 s" in slow_errors[0]
+
+
+def test_identical_cells_of_a_suite_are_computed_once(tmp_path, monkeypatch) -> None:
+    """A control that reads the claim's own run has the claim's cells: computed once, even with
+    two workers free at the same time, and marked as cached in the record."""
+    log = tmp_path / "log"
+    monkeypatch.setenv(LOG_ENV, str(log))
+    path = sleep_task(tmp_path, "same", points=2)
+    spec = yaml.safe_load(path.read_text())
+    spec["controls"][0].update(override={}, sweep={"x": [0.0, 1.0]})
+    path.write_text(yaml.safe_dump(spec))
+    task = load_task(path)
+    planned = [plan_task(task, "smoke", device="cpu", concurrent=2, write=False)]
+    with closing(LocalExecutor(2)) as executor:
+        (outcome,) = run_tasks(planned, executor)
+    assert computed(log) == 2
+    cells = outcome.record.cells
+    assert [c.cached for c in cells] == [False, False, True, True]
+    table = table_from_json(outcome.record.table)
+    claim, control = (table[table["arm"] == a].drop(columns=["arm", "cell"])
+                      .reset_index(drop=True) for a in ("claim", "flat"))
+    pd.testing.assert_frame_equal(claim, control)

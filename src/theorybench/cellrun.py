@@ -117,3 +117,40 @@ def past_walls(cells: list[Any], options: CellOptions) -> list[float | None]:
             dev = cell.device
         out.append(cache.past_wall(shape_key(cell.kind, cell.params, cell.seeds, dev)))
     return out
+
+
+def published_walls(task: Any, profile: str, cells: list[Any]) -> list[float | None]:
+    """Each cell's wall time in the record the spec publishes for ``profile``
+    (``expected_verdict.<profile>.record`` in ``results/runs/``), matched by arm and cell index
+    when that record has the same cells and as many seeds; None where there is no such record."""
+    from theorybench.paths import runs_dir
+    from theorybench.results import read_record
+
+    expected = task.spec.expected_verdict.get(profile)
+    found = sorted(runs_dir().glob(f"*_{task.spec.id.replace('/', '__')}_"
+                                   f"{expected.record[:8]}.json")) if expected else []
+    try:
+        record = read_record(found[-1]) if found else None
+    except (OSError, ValueError):
+        record = None
+    if not record or len(record.get("cells", [])) != len(cells):
+        return [None] * len(cells)
+    walls = {(c["arm"], c["index"]): (c["wall_s"], len(c.get("seeds", ())))
+             for c in record["cells"]}
+    out: list[float | None] = []
+    for cell in cells:
+        wall, n_seeds = walls.get((cell.arm, cell.index), (None, 0))
+        out.append(wall if n_seeds == len(cell.seeds) else None)
+    return out
+
+
+def expected_walls(task: Any, profile: str, cells: list[Any],
+                   options: CellOptions) -> list[float | None]:
+    """Each cell's expected wall time, for scheduling and the ETA: the cache's
+    (:func:`past_walls`: 0 for a cell it holds), else the published record's
+    (:func:`published_walls`), else None."""
+    past = past_walls(cells, options)
+    if all(p is not None for p in past):
+        return past
+    published = published_walls(task, profile, cells)
+    return [p if p is not None else q for p, q in zip(past, published, strict=True)]

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from theorybench import cost, registry
+from theorybench import cellrun, cost, registry
 from theorybench.cache import CellCache
 from theorybench.cache import default_dir as default_cache_dir
 from theorybench.device import DEVICE_CHOICES, resolve_device
@@ -29,7 +29,13 @@ from theorybench.numbers import fmt
 from theorybench.paths import runs_dir, tasks_dir
 from theorybench.progress import Eta
 from theorybench.results import load_history
-from theorybench.runner import CellOutput, TaskOutcome, run_task
+from theorybench.runner import (
+    CellOutput,
+    PlannedTask,
+    TaskOutcome,
+    plan_task,
+    run_tasks,
+)
 from theorybench.spec import (
     MAX_SEEDS,
     PROFILES,
@@ -45,6 +51,7 @@ from theorybench.spec import (
     task_paths,
 )
 from theorybench.status import headline
+from theorybench.threads import available_cores
 from theorybench.yaml_safe import short
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -163,7 +170,8 @@ def run(
     profile: str = typer.Option(None, help=f"one of {PROFILES}; default: the suite's, or smoke"),
     device: str = typer.Option("auto", help=f"one of {DEVICE_CHOICES}"),
     seeds: int = typer.Option(None, min=1, help="override the number of seeds"),
-    jobs: int = typer.Option(1, min=1, help="worker processes for cells"),
+    jobs: int = typer.Option(None, min=1, help="cells run side by side (worker processes; "
+                             "default: the cores this process may use)"),
     results_dir: Path = typer.Option(None, help="where records go (default results/runs)"),
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
     data_root: Path = typer.Option(None, help="folder of local torchvision data sets "
@@ -217,49 +225,52 @@ def run(
         no_record, no_cache = True, True
         seeds = min(seeds or DRY_RUN_SEEDS, DRY_RUN_SEEDS)
     cache = None if no_cache else (cache_dir or default_cache_dir()).resolve()
-    outcomes: list[TaskOutcome] = []
     bad: list[SpecError] = []
+    tasks = []
+    for path in target.paths:
+        try:
+            task = load_task(path, allow_expensive=allow_expensive)
+            if not allow_expensive and seeds is not None:
+                budget = Problems(path)
+                for field, message in cost.over_budget(resolve(task, target.profile, seeds),
+                                                       target.profile):
+                    budget.add(f"{field} (with --seeds {seeds})", message)
+                budget.raise_if_any()
+            tasks.append(task)
+        except SpecError as exc:
+            for problem in exc.problems:
+                _say("spec error:", "bold red", problem.line)
+            bad.append(exc)
+    jobs = jobs or available_cores()
     executor: Executor = (DaskExecutor(scheduler, jobs, threads, use_gpus=device != "cpu")
                           if executor_name == "dask" else LocalExecutor(jobs, threads))
+    planned = [plan_task(task, target.profile, device=device, seeds=seeds, suite=target.suite,
+                         concurrent=executor.concurrent, results_dir=results_dir,
+                         write=not no_record, data_root=str(data_root) if data_root else None,
+                         seed_offset=seed_offset, cache_dir=cache, threads=threads,
+                         cell_timeout=cell_timeout, dry_run=dry_run) for task in tasks]
+    cells = [cell for p in planned for cell in p.cells]
+    eta = Eta(executor.concurrent)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
+    finished: dict[str, TaskOutcome] = {}
     with executor_closed(executor), Progress(*columns, console=console,
                                              transient=True) as progress:
-        for path in target.paths:
-            try:
-                task = load_task(path, allow_expensive=allow_expensive)
-                if not allow_expensive and seeds is not None:
-                    budget = Problems(path)
-                    for field, message in cost.over_budget(resolve(task, target.profile, seeds),
-                                                           target.profile):
-                        budget.add(f"{field} (with --seeds {seeds})", message)
-                    budget.raise_if_any()
-            except SpecError as exc:
-                for problem in exc.problems:
-                    _say("spec error:", "bold red", problem.line)
-                bad.append(exc)
-                continue
-            bar = progress.add_task(task.spec.id, total=None, eta="")
-            eta = Eta(executor.concurrent)
+        bar = progress.add_task(name, total=len(cells), eta=eta.plan(cells, [
+            w for p in planned for w in cellrun.expected_walls(p.task, p.profile, p.cells,
+                                                                 p.options)]))
 
-            def advance(out: CellOutput, done: int, total: int, bar: int = bar,
-                        eta: Eta = eta) -> None:
-                progress.update(bar, completed=done, total=total, eta=eta.done(out))
-                if out.error:
-                    _say("cell error", "red", f"{out.cell.task_id}: {out.error}",
-                         progress.console)
+        def advance(task: PlannedTask, out: CellOutput) -> None:
+            progress.update(bar, advance=1, eta=eta.done(out))
+            if out.error:
+                _say("cell error", "red", f"{out.cell.task_id}: {out.error}", progress.console)
 
-            def plan(cells: list, past: list, bar: int = bar, eta: Eta = eta) -> None:
-                progress.update(bar, total=len(cells), eta=eta.plan(cells, past))
-
-            outcome = run_task(task, target.profile, device=device, seeds=seeds,
-                               suite=target.suite, executor=executor, results_dir=results_dir,
-                               write=not no_record, on_cell=advance,
-                               data_root=str(data_root) if data_root else None,
-                               seed_offset=seed_offset, cache_dir=cache, threads=threads,
-                               cell_timeout=cell_timeout, dry_run=dry_run, on_plan=plan)
-            progress.remove_task(bar)
-            outcomes.append(outcome)
+        for outcome in run_tasks(planned, executor, on_cell=advance):
+            record = outcome.record
+            finished[record.task_id] = outcome
+            progress.console.print(Text(f"{record.task_id}: {record.verdict} "
+                                        f"({record.wall_s:.1f} s)"))
+    outcomes = [finished[task.spec.id] for task in tasks]
     console.print(_verdict_table(outcomes, bad))
     written = [o.path for o in outcomes if o.path]
     if written:
@@ -507,7 +518,8 @@ def replicate(
     blocks: int = typer.Option(1, min=1, help="fresh seed blocks (replication blocks 0..B-1)"),
     profile: str = typer.Option(None, help=f"one of {PROFILES}; default: the suite's, or smoke"),
     device: str = typer.Option("auto", help=f"one of {DEVICE_CHOICES}"),
-    jobs: int = typer.Option(1, min=1, help="worker processes for cells"),
+    jobs: int = typer.Option(None, min=1, help="cells run side by side (worker processes; "
+                             "default: the cores this process may use)"),
     results_dir: Path = typer.Option(None, help="where records go (default results/runs)"),
     no_record: bool = typer.Option(False, "--no-record", help="write no run record"),
     include: list[Path] = typer.Option(None, "--include", help=INCLUDE_HELP),
@@ -529,7 +541,7 @@ def replicate(
     for col in ("claim", "reference", "verdict", "blocks", "claim replicates", "controls"):
         table.add_column(col, overflow="fold")
     failed = False
-    with executor_closed(LocalExecutor(jobs)) as executor:
+    with executor_closed(LocalExecutor(jobs or available_cores())) as executor:
         for task in tasks:
             with console.status(f"{task.spec.id}: {blocks} block(s)"):
                 rep = replicate_task(task, target.profile, blocks, records=records,

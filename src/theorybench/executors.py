@@ -12,7 +12,8 @@ runner puts them back in cell order).
   worker processes on 127.0.0.1. Workers that declare a ``GPU`` resource get one cell at a time
   per GPU (``resources={"GPU": 1}``) unless the run asks for the CPU.
 
-Every executor has ``map(fn, items, timeout=None, on_failure=None)``, ``concurrent`` (how many
+Every executor has ``map(fn, items, timeout=None, on_failure=None)`` (``timeout``: seconds for
+every item, or a function giving each item's limit or None), ``concurrent`` (how many
 cells run side by side, for the thread policy and the ETA), ``local`` (whether cells run on
 this machine, so ``auto`` resolves here as it would there) and ``close()``.
 """
@@ -34,15 +35,21 @@ from theorybench.threads import worker_environment
 In = TypeVar("In")
 Out = TypeVar("Out")
 FailureFn = Callable[[Any, str], Any]
+Timeout = float | Callable[[Any], float | None] | None
+
+
+def limit_of(timeout: Timeout, item: Any) -> float | None:
+    """``item``'s time limit in seconds (None: none)."""
+    return timeout(item) if callable(timeout) else timeout
 
 
 class Executor(Protocol):
     concurrent: int
     local: bool
 
-    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: Timeout = None,
             on_failure: FailureFn | None = None) -> Iterator[Out]:
-        """Yield ``fn(item)`` for each item as each finishes; an item past ``timeout`` seconds
+        """Yield ``fn(item)`` for each item as each finishes; an item past its time limit
         (or whose worker died) yields ``on_failure(item, message)`` instead."""
         ...
 
@@ -116,15 +123,16 @@ class LocalExecutor:
         self.threads = threads
         self._idle: list[_Worker] = []
 
-    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: Timeout = None,
             on_failure: FailureFn | None = None) -> Iterator[Out]:
-        if timeout is None and (self.jobs == 1 or len(items) <= 1):
+        limited = any(limit_of(timeout, item) for item in items)
+        if not limited and (self.jobs == 1 or len(items) <= 1):
             for item in items:
                 yield fn(item)
             return
         yield from self._pool(fn, items, timeout, on_failure)
 
-    def _pool(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None,
+    def _pool(self, fn: Callable[[In], Out], items: Sequence[In], timeout: Timeout,
               on_failure: FailureFn | None) -> Iterator[Out]:
         context = multiprocessing.get_context("spawn")
         env = worker_environment(self.threads)
@@ -154,8 +162,9 @@ class LocalExecutor:
                                                "cell's worker process died")
                             continue
                         if isinstance(result, str) and result == _STARTED:
-                            if timeout:
-                                worker.deadline = time.monotonic() + timeout
+                            limit = limit_of(timeout, worker.item)
+                            if limit:
+                                worker.deadline = time.monotonic() + limit
                             continue
                         busy.remove(worker)
                         idle.append(worker)
@@ -163,8 +172,8 @@ class LocalExecutor:
                     elif time.monotonic() >= worker.deadline:
                         busy.remove(worker)
                         worker.kill()
-                        yield self._failed(on_failure, worker.item,
-                                           timeout_message(timeout or 0.0))
+                        yield self._failed(on_failure, worker.item, timeout_message(
+                            limit_of(timeout, worker.item) or 0.0))
             done = True
         finally:
             if done:  # every cell came back: the workers serve the next map
@@ -233,7 +242,7 @@ class DaskExecutor:
             return int(gpus), {"GPU": 1}
         return max(1, sum(w.get("nthreads", 1) for w in workers)), None
 
-    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: float | None = None,
+    def map(self, fn: Callable[[In], Out], items: Sequence[In], timeout: Timeout = None,
             on_failure: FailureFn | None = None) -> Iterator[Out]:
         from distributed import wait as dask_wait
 
@@ -243,15 +252,19 @@ class DaskExecutor:
         running: dict[Any, tuple[Any, float]] = {}
         # With a time limit, only as many cells as can run are submitted, so that a cell's
         # clock starts when it is submitted; without one, everything is submitted at once.
-        window = slots if timeout else len(items)
+        limited = any(limit_of(timeout, item) for item in items)
+        window = slots if limited else len(items)
         try:
             while todo or running:
                 while todo and len(running) < window:
                     item = todo.popleft()
-                    future = client.submit(fn, item, pure=False, resources=resources)
-                    running[future] = (item, time.monotonic() + timeout if timeout else 0.0)
-                soonest = min((d for _, d in running.values()), default=0.0)
-                wait_s = max(0.1, soonest - time.monotonic()) if timeout else None
+                    # earlier items first (the runner orders them longest first)
+                    future = client.submit(fn, item, pure=False, resources=resources,
+                                           priority=len(todo))
+                    limit = limit_of(timeout, item)
+                    running[future] = (item, time.monotonic() + limit if limit else float("inf"))
+                soonest = min((d for _, d in running.values()), default=float("inf"))
+                wait_s = None if soonest == float("inf") else max(0.1, soonest - time.monotonic())
                 done, _ = dask_wait(list(running), timeout=wait_s, return_when="FIRST_COMPLETED")
                 for future in done:
                     item, _ = running.pop(future)
@@ -259,12 +272,12 @@ class DaskExecutor:
                         yield future.result()
                     except Exception as exc:  # noqa: BLE001  (a lost worker, a killed task)
                         yield self._failed(on_failure, item, f"dask: {type(exc).__name__}: {exc}")
-                if timeout:
-                    for future, (item, deadline) in list(running.items()):
-                        if future not in done and time.monotonic() >= deadline:
-                            running.pop(future)
-                            self._stop(future)
-                            yield self._failed(on_failure, item, timeout_message(timeout))
+                for future, (item, deadline) in list(running.items()):
+                    if future not in done and time.monotonic() >= deadline:
+                        running.pop(future)
+                        self._stop(future)
+                        yield self._failed(on_failure, item,
+                                           timeout_message(limit_of(timeout, item) or 0.0))
         finally:
             for future in running:
                 future.cancel()

@@ -1,4 +1,5 @@
-"""Progress of a task's cells, whatever the executor: cells done of total and an ETA.
+"""Progress of a run's cells (one task's or a whole suite's), whatever the executor: cells done
+of total and an ETA.
 
 The ETA sums the past wall times of the cells not done yet (from the cell cache: 0 for a cell
 the cache will answer, the last wall time of a cell of the same size otherwise, the mean of the
@@ -22,10 +23,14 @@ def _fmt(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _key(cell: Any) -> tuple[str | None, int]:
+    return getattr(cell, "task_id", None), cell.index
+
+
 class Eta:
     def __init__(self, concurrent: int = 1) -> None:
         self.concurrent = max(1, concurrent)
-        self.expected: dict[int, float] = {}
+        self.expected: dict[tuple[str | None, int], float] = {}
         self.actual = 0.0
         self.predicted = 0.0
 
@@ -35,12 +40,12 @@ class Eta:
             self.expected = {}
             return ""
         fill = sum(known) / len(known)
-        self.expected = {c.index: (fill if p is None else p) for c, p in zip(cells, past,
-                                                                           strict=True)}
+        self.expected = {_key(c): (fill if p is None else p)
+                         for c, p in zip(cells, past, strict=True)}
         return self.text()
 
     def done(self, out: Any) -> str:
-        expected = self.expected.pop(out.cell.index, None)
+        expected = self.expected.pop(_key(out.cell), None)
         if expected is not None and not out.cached and expected > 0:
             self.actual += out.wall_s
             self.predicted += expected

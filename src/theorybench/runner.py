@@ -10,11 +10,12 @@ tasks of the suite still run, and records already written are left as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -113,14 +114,34 @@ def run_cell(cell: Cell, options: cellrun.CellOptions | None = None) -> CellOutp
     start = perf_counter()
     try:
         ran = cellrun.execute(cell, options or cellrun.CellOptions())
-        table = ran.table.copy()
-        for pos, (name, value) in enumerate(cell.point.items()):
-            table.insert(pos, name, value if not isinstance(value, list | dict) else str(value))
-        table.insert(0, "cell", cell.index)
-        table.insert(0, "arm", cell.arm)
-        return CellOutput(cell, table, ran.wall_s, None, ran.device, ran.cached, ran.threads)
+        return CellOutput(cell, _labelled(cell, ran.table), ran.wall_s, None, ran.device,
+                          ran.cached, ran.threads)
     except Exception as exc:  # noqa: BLE001  (any failure of user code becomes a recorded error)
         return CellOutput(cell, None, perf_counter() - start, _short_error(exc))
+
+
+def _labelled(cell: Cell, rows: pd.DataFrame) -> pd.DataFrame:
+    """The kind's rows with the cell's ``arm``, ``cell`` and sweep-point columns in front."""
+    table = rows.copy()
+    for pos, (name, value) in enumerate(cell.point.items()):
+        table.insert(pos, name, value if not isinstance(value, list | dict) else str(value))
+    table.insert(0, "cell", cell.index)
+    table.insert(0, "arm", cell.arm)
+    return table
+
+
+def _same_computation(cell: Cell) -> str:
+    """Cells with equal keys compute the same rows (a control that reads the claim's own run)."""
+    return json.dumps([cell.kind, cell.params, cell.seeds, cell.device], sort_keys=True,
+                      default=str)
+
+
+def _shared(out: CellOutput, cell: Cell) -> CellOutput:
+    """``out``, computed for an identical cell of the same run, as ``cell``'s output: marked as
+    cached (as the cell cache would have answered it), with the computation's wall time."""
+    rows = None if out.table is None else out.table.iloc[:, 2 + len(out.cell.point):]
+    return CellOutput(cell, None if rows is None else _labelled(cell, rows), out.wall_s,
+                      out.error, out.device, True, None)
 
 
 def _failed_cell(cell: Cell, message: str) -> CellOutput:
@@ -171,6 +192,55 @@ ProgressFn = Callable[[CellOutput, int, int], None]
 PlanFn = Callable[[list[Cell], list[float | None]], None]
 
 
+@dataclass
+class PlannedTask:
+    """A task ready to run: its resolved arms, its cells and how to record it."""
+
+    task: LoadedTask
+    profile: str
+    arms: list[ResolvedArm]
+    cells: list[Cell]
+    options: cellrun.CellOptions
+    timeout: float | None
+    device: str
+    suite: str | None = None
+    results_dir: Path | None = None
+    write: bool = True
+    dry_run: bool = False
+    started: str = field(default_factory=now_iso)
+    t0: float = field(default_factory=perf_counter)
+
+
+def plan_task(
+    task: LoadedTask,
+    profile: str,
+    *,
+    device: str = "auto",
+    seeds: int | None = None,
+    suite: str | None = None,
+    concurrent: int = 1,
+    results_dir: Path | None = None,
+    write: bool = True,
+    data_root: str | None = None,
+    seed_offset: int | None = None,
+    cache_dir: Path | str | None = None,
+    threads: int | None = None,
+    cell_timeout: float | None = None,
+    dry_run: bool = False,
+) -> PlannedTask:
+    """Resolve ``task`` under ``profile`` into its cells (the arguments as for
+    :func:`run_task`; ``concurrent`` is how many cells the executor runs side by side)."""
+    arms = resolve(task, profile, seeds, seed_offset)
+    cells = expand(task.spec.id, arms, device,
+                   data_root or os.environ.get("THEORYBENCH_DATA_ROOT"), dry_run)
+    options = cellrun.CellOptions(str(cache_dir) if cache_dir else None, concurrent, threads,
+                                  cellrun.kind_modules({arm.kind for arm in arms}),
+                                  registry.included())
+    timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)
+    return PlannedTask(task, profile, arms, cells, options, timeout, device, suite,
+                       results_dir, write, dry_run)
+
+
 def run_task(
     task: LoadedTask,
     profile: str,
@@ -200,32 +270,84 @@ def run_task(
     ``on_plan(cells, past_wall_s)`` is called before the cells run (for an ETA).
     ``seed_offset`` moves the seed block off the published one (a pilot or a replication: see
     :mod:`theorybench.status`)."""
-    started, t0 = now_iso(), perf_counter()
     own_executor = executor is None
     executor = executor or LocalExecutor()
     if device != "auto" and getattr(executor, "local", True):
         resolve_device(device)  # a clear error here for a device this machine lacks
-    arms = resolve(task, profile, seeds, seed_offset)
-    cells = expand(task.spec.id, arms, device,
-                   data_root or os.environ.get("THEORYBENCH_DATA_ROOT"), dry_run)
-    options = cellrun.CellOptions(str(cache_dir) if cache_dir else None,
-                                  getattr(executor, "concurrent", 1), threads,
-                                  cellrun.kind_modules({arm.kind for arm in arms}),
-                                  registry.included())
+    planned = plan_task(task, profile, device=device, seeds=seeds, suite=suite,
+                        concurrent=getattr(executor, "concurrent", 1), results_dir=results_dir,
+                        write=write, data_root=data_root, seed_offset=seed_offset,
+                        cache_dir=cache_dir, threads=threads, cell_timeout=cell_timeout,
+                        dry_run=dry_run)
     if on_plan:
-        on_plan(cells, cellrun.past_walls(cells, options))
-    timeout = cell_timeout or getattr(task.spec.experiment, "cell_timeout_s", None)
+        on_plan(planned.cells, cellrun.past_walls(planned.cells, planned.options))
     outputs: list[CellOutput] = []
     try:
-        for out in executor.map(partial(run_cell, options=options), cells, timeout=timeout,
-                                on_failure=_failed_cell):
+        for out in executor.map(partial(run_cell, options=planned.options), planned.cells,
+                                timeout=planned.timeout, on_failure=_failed_cell):
             outputs.append(out)
             if on_cell:
-                on_cell(out, len(outputs), len(cells))
+                on_cell(out, len(outputs), len(planned.cells))
     finally:
         if own_executor:
             executor.close()
-    outputs.sort(key=lambda o: o.cell.index)
+    return finish_task(planned, outputs, type(executor).__name__)
+
+
+def _run_numbered(item: tuple[int, Cell], options: cellrun.CellOptions
+                  ) -> tuple[int, CellOutput]:
+    return item[0], run_cell(item[1], options)
+
+
+def _failed_numbered(item: tuple[int, Cell], message: str) -> tuple[int, CellOutput]:
+    return item[0], _failed_cell(item[1], message)
+
+
+def run_tasks(planned: list[PlannedTask], executor: Executor,
+              on_cell: Callable[[PlannedTask, CellOutput], None] | None = None,
+              ) -> Iterator[TaskOutcome]:
+    """Run several planned tasks through one executor, the cells of all of them side by side,
+    longest first (:func:`cellrun.expected_walls`: so that the workers finish together), and
+    yield each task's outcome as soon as its last cell is back (in that order, not the order
+    given). A suite run this way keeps every worker busy across task boundaries; each task's
+    record is the same as :func:`run_task`'s (its ``wall_s`` runs from the suite's start to
+    its last cell). Identical cells (same kind, parameters, seeds and device: a control that
+    reads the claim's own run) are computed once; the others are marked as cached, as the cell
+    cache marks them. ``on_cell(task, output)`` sees every finished cell."""
+    options = cellrun.CellOptions(
+        planned[0].options.cache_dir, getattr(executor, "concurrent", 1),
+        planned[0].options.threads,
+        tuple(sorted({m for p in planned for m in p.options.modules})),
+        registry.included()) if planned else cellrun.CellOptions()
+    items = [(k, cell) for k, p in enumerate(planned) for cell in p.cells]
+    expected = [w for p in planned for w in cellrun.expected_walls(p.task, p.profile, p.cells,
+                                                                     p.options)]
+    same: dict[str, list[int]] = {}  # identical cells, computed once (longest first)
+    for i in sorted(range(len(items)), key=lambda i: -(expected[i] or 0.0)):
+        same.setdefault(_same_computation(items[i][1]), []).append(i)
+    outputs: list[list[CellOutput]] = [[] for _ in planned]
+    for p in planned:
+        if not p.cells:
+            yield finish_task(p, [], type(executor).__name__)
+    unique = [(group[0], items[group[0]][1]) for group in same.values()]
+    for i, out in executor.map(partial(_run_numbered, options=options), unique,
+                               timeout=lambda item: planned[items[item[0]][0]].timeout,
+                               on_failure=_failed_numbered):
+        for j in same[_same_computation(items[i][1])]:
+            k, cell = items[j]
+            outputs[k].append(out if j == i else _shared(out, cell))
+            if on_cell:
+                on_cell(planned[k], outputs[k][-1])
+            if len(outputs[k]) == len(planned[k].cells):
+                yield finish_task(planned[k], outputs[k], type(executor).__name__)
+
+
+def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: str
+                ) -> TaskOutcome:
+    """Judge a task's finished cells and build (and write, unless ``planned.write`` is false)
+    its record."""
+    task, profile, arms, device = planned.task, planned.profile, planned.arms, planned.device
+    outputs = sorted(outputs, key=lambda o: o.cell.index)
 
     errors = [f"{o.cell.arm} cell {o.cell.index} {o.cell.point}: {o.error}"
               for o in outputs if o.error]
@@ -256,7 +378,7 @@ def run_task(
     expected = task.spec.expected_verdict.get(profile)  # type: ignore[call-overload]
     record = RunRecord(
         run_id=uuid.uuid4().hex,
-        suite=suite,
+        suite=planned.suite,
         task_id=task.spec.id,
         task_version=task.spec.version,
         title=task.spec.title,
@@ -273,16 +395,16 @@ def run_task(
         error=error,
         seeds=list(arms[0].seeds),
         device=_devices(outputs, device),
-        started=started,
+        started=planned.started,
         finished=now_iso(),
-        wall_s=perf_counter() - t0,
+        wall_s=perf_counter() - planned.t0,
         cells=[CellTiming(o.cell.arm, o.cell.index, o.cell.point, list(o.cell.seeds), o.wall_s,
                           0 if o.table is None else len(o.table), o.error, o.device, o.cached,
                           o.threads) for o in outputs],
         table=table_to_json(table),
         environment=environment(_devices(outputs, device)) | {
             "torch_threads": torch.get_num_threads(),
-            "executor": type(executor).__name__, "dry_run": dry_run},
+            "executor": executor_name, "dry_run": planned.dry_run},
         purpose=purpose,
         seed_offset=arms[0].seeds[0],
         expected_record=expected.record if expected else None,
@@ -291,5 +413,5 @@ def run_task(
         nonfinite=nonfinite,
     )
     record.statuses = statuses(record.to_dict(), expected is not None)
-    path = write_with_spec(record, task, results_dir) if write else None
+    path = write_with_spec(record, task, planned.results_dir) if planned.write else None
     return TaskOutcome(record, path, by_arm)
