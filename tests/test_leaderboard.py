@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from theorybench.cli import app
-from theorybench.leaderboard import SiteError, build_site, figures
+from theorybench.leaderboard import SiteError, build, build_site, figures
 from theorybench.leaderboard.build import page_path
 from theorybench.leaderboard.serve import serve_in_thread
 from theorybench.registry import experiment
@@ -283,17 +283,19 @@ def test_rebuild_replaces_the_previous_site_and_reuses_unchanged_figures(tmp_pat
     out = tmp_path / "site"
     build_site(runs, out, no_tasks)
     (out / "claims" / "stale.html").write_text("old")
-    drawn: list[str] = []
+    drawn = tmp_path / "drawn"  # a file: figures may be drawn in forked processes
     real = figures.curve_figure
 
     def counting(request, *args, **kwargs):
-        drawn.append(request.path.name)
+        with drawn.open("a") as log:
+            log.write(request.path.name + "\n")
         return real(request, *args, **kwargs)
 
     monkeypatch.setattr(figures, "curve_figure", counting)
     write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00"))
     site = build_site(runs, out, no_tasks)
-    assert drawn == ["b.smoke.rule0.svg"]  # fam/a's figure is copied from the previous build
+    # fam/a's figure is copied from the previous build
+    assert drawn.read_text().split() == ["b.smoke.rule0.svg"]
     assert not (out / "claims" / "stale.html").exists()
     assert (out / "claims" / "fam" / "a.smoke.rule0.svg").is_file()
     assert len(site.pages) == 2
@@ -432,3 +434,19 @@ def test_run_rebuilds_the_default_site_and_only_warns_on_failure(tmp_path, monke
     monkeypatch.setattr(leaderboard, "build_site", broken)
     cli._rebuild_site(None)
     assert "the site was not rebuilt: disk full" in capsys.readouterr().err
+
+
+def test_figures_drawn_side_by_side_equal_those_drawn_in_place(tmp_path, no_tasks, monkeypatch):
+    odd = pd.DataFrame({"arm": ["claim"] * 3, "seed": [0, 1, 2], "colour": ["r", "g", "b"]})
+    runs = write(tmp_path / "runs", make_record(task_id="fam/a"),
+                 make_record(task_id="fam/odd", table=odd))
+    parallel = build_site(runs, tmp_path / "parallel", no_tasks)
+    monkeypatch.setattr(build, "available_cores", lambda: 1)
+    serial = build_site(runs, tmp_path / "serial", no_tasks)
+
+    def files(site) -> dict[str, str]:
+        return {p.relative_to(site.path).as_posix(): p.read_text()
+                for p in site.path.rglob("*") if p.suffix in (".svg", ".html")}
+
+    assert files(parallel) == files(serial)
+    assert "no figure:" in (parallel.path / page_path("fam/odd", "smoke")).read_text()

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -74,6 +75,7 @@ from theorybench.status import (
     replication_of,
     statuses,
 )
+from theorybench.threads import available_cores
 
 MARKER = ".theorybench-site"
 HERE = Path(__file__).resolve().parent
@@ -114,24 +116,30 @@ class Site:
 
 
 class FigureCache:
-    """Reuses a figure of the previous build when its inputs are unchanged.
+    """Reuses a figure of the previous build when its inputs are unchanged, and draws the
+    others side by side.
 
     A figure's key is the hash of ``figures.py`` and of the figure's inputs (record ids, rule
     fields, references); records are never edited, so an unchanged key means an unchanged
-    figure. Keys are kept in the site's ``figures.json``.
+    figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1`` a figure to draw is
+    only noted while the pages render (taken to succeed); :meth:`flush` then draws them all in
+    ``jobs`` processes and says whether one came out as a note instead (the pages are then
+    rendered again, with every figure's outcome known).
     """
 
-    def __init__(self, previous: Path, staging: Path) -> None:
-        self.previous, self.staging = previous, staging
+    def __init__(self, previous: Path, staging: Path, jobs: int = 1) -> None:
+        self.previous, self.staging, self.jobs = previous, staging, jobs
         try:
             self.old = json.loads((previous / "figures.json").read_text())
         except (OSError, ValueError):
             self.old = {}
         self.new: dict[str, str] = {}
+        self.pending: dict[str, Callable[[Path], str | None]] = {}
+        self.drawn: dict[str, str | None] = {}  # rel -> note, of figures drawn by flush
 
     def draw(self, rel: str, inputs: Any, draw: Callable[[Path], str | None]) -> str | None:
-        """Copy ``rel`` from the previous site when its key matches, else ``draw(path)``;
-        returns the drawing's note (``None`` when there is a figure)."""
+        """Copy ``rel`` from the previous site when its key matches, else ``draw(path)`` (now,
+        or at :meth:`flush`); returns the drawing's note (``None`` when there is a figure)."""
         payload = json.dumps(inputs, sort_keys=True, default=str)
         key = hashlib.sha256(f"{figure_code()}\n{payload}".encode()).hexdigest()
         target, old = self.staging / rel, self.previous / rel
@@ -139,14 +147,52 @@ class FigureCache:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(old, target)
             note = None
+        elif rel in self.drawn:
+            note = self.drawn[rel]
+        elif self.jobs > 1:
+            self.pending[rel] = draw
+            note = None
         else:
             note = draw(target)
         if note is None:
             self.new[rel] = key
         return note
 
+    def flush(self) -> bool:
+        """Draw the noted figures in ``jobs`` forked processes; True when one of them gave a
+        note instead of a figure."""
+        global _DRAWINGS
+        if not self.pending:
+            return False
+        _DRAWINGS = [(draw, self.staging / rel) for rel, draw in self.pending.items()]
+        try:
+            with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
+                notes = pool.map(_draw_noted, range(len(_DRAWINGS)), chunksize=1)
+        finally:
+            _DRAWINGS = []
+        self.drawn.update(zip(self.pending, notes, strict=True))
+        self.pending = {}
+        for rel, note in self.drawn.items():
+            if note is not None:
+                self.new.pop(rel, None)
+        return any(note is not None for note in notes)
+
     def save(self) -> None:
         (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
+
+
+_DRAWINGS: list[tuple[Callable[[Path], str | None], Path]] = []
+"""The figures :meth:`FigureCache.flush` hands to its forked processes (by index)."""
+
+
+def _draw_noted(i: int) -> str | None:
+    """Draw figure ``i`` of :data:`_DRAWINGS`; a failure becomes the page's note, as it does
+    when the figure is drawn in place."""
+    draw, path = _DRAWINGS[i]
+    try:
+        return draw(path)
+    except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
+        return figures.failure_note(exc)
 
 
 # -- page contexts -------------------------------------------------------------------------------
@@ -732,8 +778,12 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     _remove_stale(out, keep=_current(out))
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
+    jobs = available_cores() if "fork" in multiprocessing.get_all_start_methods() else 1
+    cache = FigureCache(out, staging, jobs)
     try:
-        pages, notes = _render(records, FigureCache(out, staging), tasks_root, records_dir)
+        pages, notes = _render(records, cache, tasks_root, records_dir)
+        if cache.flush():  # a figure became a note: the pages that show it say so
+            pages, notes = _render(records, cache, tasks_root, records_dir)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -819,7 +869,7 @@ def _render(records: list[dict[str, Any]], cache: FigureCache, tasks_root: Path,
                                                strict=True)],
         profiles=_unique(runs["profile"].astype(str)),
         pages={(t, p): page_path(t, p) for t, p in latest}))
-    shutil.copytree(HERE / "static", staging / "static")
+    shutil.copytree(HERE / "static", staging / "static", dirs_exist_ok=True)
     cache.save()
     (staging / MARKER).write_text("built by `theorybench publish`; replaced on each build\n")
     return pages, notes

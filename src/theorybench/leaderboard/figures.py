@@ -365,6 +365,11 @@ def values_figure(request: FigureRequest, *, on_axis: Callable[[dict[str, Any]],
     return None
 
 
+def failure_note(exc: Exception) -> str:
+    """The note a page shows where drawing a figure failed."""
+    return f"no figure: {type(exc).__name__}: {exc}"
+
+
 def rule_figure(request: FigureRequest, figure: Callable[[FigureRequest], str | None] | None
                 ) -> str | None:
     """The rule's ``figure(request)``; a note instead of a figure when the rule draws none or
@@ -374,7 +379,7 @@ def rule_figure(request: FigureRequest, figure: Callable[[FigureRequest], str | 
     try:
         return figure(request)
     except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
-        return f"no figure: {type(exc).__name__}: {exc}"
+        return failure_note(exc)
 
 
 def history_figure(runs: pd.DataFrame, path: Path) -> str | None:
@@ -412,5 +417,5 @@ def history_figure(runs: pd.DataFrame, path: Path) -> str | None:
                           loc="left")
             _save(fig, path)
     except Exception as exc:  # noqa: BLE001  (history is informative; never fail the site)
-        return f"no figure: {type(exc).__name__}: {exc}"
+        return failure_note(exc)
     return None
