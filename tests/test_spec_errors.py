@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from theorybench.spec import SpecError, load_suite, load_task, resolve
+from theorybench.spec import SpecError, load_suite, load_task, resolve, suite_tasks
 
 VALID: dict[str, Any] = {
     "id": "stability/tiny",
@@ -153,6 +153,22 @@ def test_malformed_suite(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_suite(path)
     assert info.value.field == "profile" and "smoke" in info.value.message
+
+
+def test_a_suite_excludes_tasks_by_pattern(tmp_path: Path) -> None:
+    root = tmp_path / "tasks"
+    for name in ("a", "b", "slow"):
+        (root / "fam").mkdir(parents=True, exist_ok=True)
+        (root / "fam" / f"{name}.yaml").write_text("id: fam/" + name + "\n")
+    path = tmp_path / "suites" / "s.yaml"
+    path.parent.mkdir()
+    path.write_text("id: s\nprofile: smoke\ntasks: ['fam/*']\nexclude: ['fam/slow']\n")
+    chosen = suite_tasks(load_suite(path), path, root)
+    assert [p.stem for p in chosen] == ["a", "b"]
+    path.write_text("id: s\nprofile: smoke\ntasks: ['fam/*']\nexclude: ['other/*']\n")
+    with pytest.raises(SpecError) as info:
+        suite_tasks(load_suite(path), path, root)
+    assert info.value.field == "exclude[0]" and "no task id matches" in info.value.message
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

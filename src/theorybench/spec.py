@@ -224,6 +224,9 @@ class SuiteSpec(_Strict):
     title: str = ""
     profile: Profile
     tasks: list[str] = Field(min_length=1, description="task ids or glob patterns over ids")
+    exclude: list[str] = Field(default_factory=list, description="task ids or glob patterns "
+                               "left out of what `tasks` names (e.g. a task whose profile does "
+                               "not fit the suite's time budget)")
     include: list[str] = Field(default_factory=list, description="plug-in folders the suite's "
                                "tasks need, relative to the suite file (as `--include`)")
 
@@ -606,8 +609,8 @@ def task_id_of(path: Path, root: Path | None = None) -> str:
 
 
 def suite_tasks(suite: SuiteSpec, path: Path | str, root: Path | None = None) -> list[Path]:
-    """Task files a suite names (ids or glob patterns over ids), in its order; a pattern that
-    matches no file is a SpecError."""
+    """Task files a suite names (ids or glob patterns over ids), in its order, without those
+    its ``exclude`` patterns name; a pattern that matches no file is a SpecError."""
     root = root or tasks_dir()
     by_id = {task_id_of(p, root): p for p in task_paths(root)}
     chosen: list[Path] = []
@@ -617,5 +620,11 @@ def suite_tasks(suite: SuiteSpec, path: Path | str, root: Path | None = None) ->
         if not matches:
             problems.add(f"tasks[{i}]", f"no task id matches {short(pattern)}")
         chosen.extend(by_id[m] for m in matches if by_id[m] not in chosen)
+    left_out: set[Path] = set()
+    for i, pattern in enumerate(suite.exclude):
+        matches = [t for t in by_id if fnmatch.fnmatchcase(t, pattern)]
+        if not matches:
+            problems.add(f"exclude[{i}]", f"no task id matches {short(pattern)}")
+        left_out.update(by_id[m] for m in matches)
     problems.raise_if_any()
-    return chosen
+    return [p for p in chosen if p not in left_out]
