@@ -51,7 +51,9 @@ CAPS: dict[str, Callable[[Any], Any]] = {
     **{name: _at_most(2) for name in ("batch_size", "eval_batch")},
     **{name: _at_most(4) for name in ("fit_points", "n_train", "n_val", "n_test",
                                       "n_train_eval", "n_eval", "n")},
-    **{name: _at_most(8) for name in ("width", "mlp_width", "hidden", "dim", "tail_samples")},
+    **{name: _at_most(8) for name in ("width", "widths", "mlp_width", "hidden", "dim",
+                                      "tail_samples")},
+    **{name: _at_most(1) for name in ("noise_repeats",)},
     "horizons": _first_two_small,
 }
 
