@@ -16,7 +16,8 @@ chosen per cell, from what is free *now*:
 * the cell's size: a cell whose past wall time (from the cell cache) is under ``SMALL_CELL_S``
   gets one thread, as thread start-up and barriers cost more than they save there.
 
-``threads = clamp(round(cores − busy_elsewhere), 1, share)``, or 1 for a small cell. An explicit
+``threads = clamp(round(cores − busy_elsewhere), 1, share)``, or 1 for a small cell; numpy's
+BLAS gets the same count (``threadpoolctl``), as it too defaults to every core. An explicit
 choice wins: ``--threads N``, ``$THEORYBENCH_THREADS`` or ``$OMP_NUM_THREADS``.
 The choice and its inputs go into the cell's timing entry of the run record.
 """
@@ -170,9 +171,12 @@ def choose_threads(concurrent: int = 1, past_wall_s: float | None = None,
 
 def apply_threads(choice: ThreadChoice) -> None:
     """Set torch's intra-op thread count (and inter-op count, which torch accepts only once
-    per process, before any parallel work)."""
+    per process, before any parallel work), and the same count for numpy's BLAS (OpenBLAS,
+    MKL: by default every core, spinning against the cells beside it)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(limits=choice.threads, user_api="blas")
     global _interop_set
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)

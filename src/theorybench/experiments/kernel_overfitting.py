@@ -57,7 +57,6 @@ import pandas as pd
 import scipy.linalg as sl
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from threadpoolctl import threadpool_limits
 
 from theorybench.registry import experiment
 from theorybench.streams import stream
@@ -211,13 +210,7 @@ def fit_size(p: KernelOverfittingParams, x: np.ndarray, z: np.ndarray,
 def kernel_overfitting(p: KernelOverfittingParams, seeds: Sequence[int],
                        device: torch.device) -> pd.DataFrame:
     """One row per (seed, n, σ²): the excess test risk of the kernel estimator of the module
-    docstring (CPU, float64; ``device`` is not used). numpy's BLAS gets the threads the runner
-    gave torch (its own default, every core, spins against the other processes)."""
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
-        return _kernel_overfitting(p, seeds)
-
-
-def _kernel_overfitting(p: KernelOverfittingParams, seeds: Sequence[int]) -> pd.DataFrame:
+    docstring (CPU, float64; ``device`` is not used)."""
     n_max = max(p.sizes)
     tables = []
     for seed in seeds:
