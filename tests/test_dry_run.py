@@ -114,7 +114,8 @@ def test_every_paper_profile_runs_one_step_on_the_cpu(tmp_path, monkeypatch) -> 
     methods, capped to one step; no cell may fail."""
     fake_cifar10(tmp_path, monkeypatch)
     fake_mnist(tmp_path)
+    # --jobs 1: in this process, where the checksums of the fabricated files are patched in
     result = CliRunner().invoke(app, ["run", "paper", "--dry-run", "--device", "cpu",
-                                      "--data-root", str(tmp_path)])
+                                      "--jobs", "1", "--data-root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "cell error" not in result.output

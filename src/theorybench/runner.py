@@ -245,23 +245,14 @@ def run_task(
     task: LoadedTask,
     profile: str,
     *,
-    device: str = "auto",
-    seeds: int | None = None,
-    suite: str | None = None,
     executor: Executor | None = None,
-    results_dir: Path | None = None,
-    write: bool = True,
     on_cell: ProgressFn | None = None,
-    data_root: str | None = None,
-    seed_offset: int | None = None,
-    cache_dir: Path | str | None = None,
-    threads: int | None = None,
-    cell_timeout: float | None = None,
-    dry_run: bool = False,
     on_plan: PlanFn | None = None,
+    **plan: Any,
 ) -> TaskOutcome:
     """Run every arm of ``task`` under ``profile`` and write its record (unless ``write`` is
-    false). Never raises for a failing experiment: the verdict becomes ``error``.
+    false); ``plan`` are :func:`plan_task`'s keyword arguments but ``concurrent`` (the
+    executor's). Never raises for a failing experiment: the verdict becomes ``error``.
     ``data_root`` (default ``$THEORYBENCH_DATA_ROOT``) is where local torchvision data sets
     are. ``cache_dir`` turns the cell cache on (``cache.py``; off by default here, on by default
     in the CLI). ``threads`` overrides the thread policy (``threads.py``). ``cell_timeout``
@@ -272,13 +263,10 @@ def run_task(
     :mod:`theorybench.status`)."""
     own_executor = executor is None
     executor = executor or LocalExecutor()
+    device = plan.get("device", "auto")
     if device != "auto" and getattr(executor, "local", True):
         resolve_device(device)  # a clear error here for a device this machine lacks
-    planned = plan_task(task, profile, device=device, seeds=seeds, suite=suite,
-                        concurrent=getattr(executor, "concurrent", 1), results_dir=results_dir,
-                        write=write, data_root=data_root, seed_offset=seed_offset,
-                        cache_dir=cache_dir, threads=threads, cell_timeout=cell_timeout,
-                        dry_run=dry_run)
+    planned = plan_task(task, profile, concurrent=getattr(executor, "concurrent", 1), **plan)
     if on_plan:
         on_plan(planned.cells, cellrun.past_walls(planned.cells, planned.options))
     outputs: list[CellOutput] = []
