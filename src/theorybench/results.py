@@ -18,7 +18,7 @@ import platform
 import subprocess
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -118,7 +118,11 @@ class RunRecord:
     statuses: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        """The record as JSON-ready data. The measurement table is JSON-ready already
+        (:func:`table_to_json`) and is not copied or walked again."""
+        out = jsonable(asdict(replace(self, table={})))
+        out["table"] = self.table
+        return out
 
 
 def table_to_json(table: pd.DataFrame) -> dict[str, Any]:
