@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from theorybench import cellrun, cost, registry
+from theorybench import cost, registry
 from theorybench.cache import CellCache
 from theorybench.cache import default_dir as default_cache_dir
 from theorybench.device import DEVICE_CHOICES, resolve_device
@@ -249,23 +249,23 @@ def run(
                          write=not no_record, data_root=str(data_root) if data_root else None,
                          seed_offset=seed_offset, cache_dir=cache, threads=threads,
                          cell_timeout=cell_timeout, dry_run=dry_run) for task in tasks]
-    cells = [cell for p in planned for cell in p.cells]
     eta = Eta(executor.concurrent)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[eta]}"))
     finished: dict[str, TaskOutcome] = {}
     with executor_closed(executor), Progress(*columns, console=console,
                                              transient=True) as progress:
-        bar = progress.add_task(name, total=len(cells), eta=eta.plan(cells, [
-            w for p in planned for w in cellrun.expected_walls(p.task, p.profile, p.cells,
-                                                                 p.options)]))
+        bar = progress.add_task(name, total=None, eta="")
+
+        def plan(cells: list, expected: list) -> None:
+            progress.update(bar, total=len(cells), eta=eta.plan(cells, expected))
 
         def advance(task: PlannedTask, out: CellOutput) -> None:
             progress.update(bar, advance=1, eta=eta.done(out))
             if out.error:
                 _say("cell error", "red", f"{out.cell.task_id}: {out.error}", progress.console)
 
-        for outcome in run_tasks(planned, executor, on_cell=advance):
+        for outcome in run_tasks(planned, executor, on_cell=advance, on_plan=plan):
             record = outcome.record
             finished[record.task_id] = outcome
             progress.console.print(Text(f"{record.task_id}: {record.verdict} "

@@ -258,7 +258,7 @@ def run_task(
     in the CLI). ``threads`` overrides the thread policy (``threads.py``). ``cell_timeout``
     (default: the spec's ``experiment.cell_timeout_s``) turns a cell past it into an error.
     ``dry_run`` caps every cell's sizes (``dryrun.py``) to run each code path once.
-    ``on_plan(cells, past_wall_s)`` is called before the cells run (for an ETA).
+    ``on_plan(cells, expected_wall_s)`` is called before the cells run (for an ETA).
     ``seed_offset`` moves the seed block off the published one (a pilot or a replication: see
     :mod:`theorybench.status`)."""
     own_executor = executor is None
@@ -268,7 +268,8 @@ def run_task(
         resolve_device(device)  # a clear error here for a device this machine lacks
     planned = plan_task(task, profile, concurrent=getattr(executor, "concurrent", 1), **plan)
     if on_plan:
-        on_plan(planned.cells, cellrun.past_walls(planned.cells, planned.options))
+        on_plan(planned.cells, cellrun.expected_walls(task, profile, planned.cells,
+                                                      planned.options))
     outputs: list[CellOutput] = []
     try:
         for out in executor.map(partial(run_cell, options=planned.options), planned.cells,
@@ -293,7 +294,7 @@ def _failed_numbered(item: tuple[int, Cell], message: str) -> tuple[int, CellOut
 
 def run_tasks(planned: list[PlannedTask], executor: Executor,
               on_cell: Callable[[PlannedTask, CellOutput], None] | None = None,
-              ) -> Iterator[TaskOutcome]:
+              on_plan: PlanFn | None = None) -> Iterator[TaskOutcome]:
     """Run several planned tasks through one executor, the cells of all of them side by side,
     longest first (:func:`cellrun.expected_walls`: so that the workers finish together), and
     yield each task's outcome as soon as its last cell is back (in that order, not the order
@@ -301,7 +302,8 @@ def run_tasks(planned: list[PlannedTask], executor: Executor,
     record is the same as :func:`run_task`'s (its ``wall_s`` runs from the suite's start to
     its last cell). Identical cells (same kind, parameters, seeds and device: a control that
     reads the claim's own run) are computed once; the others are marked as cached, as the cell
-    cache marks them. ``on_cell(task, output)`` sees every finished cell."""
+    cache marks them. ``on_plan(cells, expected_wall_s)`` is called once before the cells run
+    (for an ETA); ``on_cell(task, output)`` sees every finished cell."""
     options = cellrun.CellOptions(
         planned[0].options.cache_dir, getattr(executor, "concurrent", 1),
         planned[0].options.threads,
@@ -310,6 +312,8 @@ def run_tasks(planned: list[PlannedTask], executor: Executor,
     items = [(k, cell) for k, p in enumerate(planned) for cell in p.cells]
     expected = [w for p in planned for w in cellrun.expected_walls(p.task, p.profile, p.cells,
                                                                      p.options)]
+    if on_plan:
+        on_plan([cell for _, cell in items], expected)
     same: dict[str, list[int]] = {}  # identical cells, computed once (longest first)
     for i in sorted(range(len(items)), key=lambda i: -(expected[i] or 0.0)):
         same.setdefault(_same_computation(items[i][1]), []).append(i)
