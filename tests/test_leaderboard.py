@@ -292,13 +292,38 @@ def test_rebuild_replaces_the_previous_site_and_reuses_unchanged_figures(tmp_pat
         return real(request, *args, **kwargs)
 
     monkeypatch.setattr(figures, "curve_figure", counting)
-    write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00"))
+    remeasured = curve_table(("claim", "flat-control"))
+    remeasured["y"] += 1.0
+    write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00",
+                            table=remeasured))
     site = build_site(runs, out, no_tasks)
     # fam/a's figure is copied from the previous build
     assert drawn.read_text().split() == ["b.smoke.rule0.svg"]
     assert not (out / "claims" / "stale.html").exists()
     assert (out / "claims" / "fam" / "a.smoke.rule0.svg").is_file()
     assert len(site.pages) == 2
+
+
+def test_a_run_that_measured_the_same_numbers_reuses_the_rule_figures(tmp_path, no_tasks,
+                                                                      monkeypatch):
+    """A published block run again (same table and results, new run id): its rule figures are
+    copied; only the history figure, which shows the new run, is drawn again."""
+    runs = write(tmp_path / "runs", make_record(task_id="fam/a"))
+    out = tmp_path / "site"
+    build_site(runs, out, no_tasks)
+    drawn = tmp_path / "drawn"
+    for name in ("curve_figure", "history_figure"):
+        real = getattr(figures, name)
+
+        def counting(*args, real=real, name=name, **kwargs):
+            with drawn.open("a") as log:
+                log.write(name + "\n")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(figures, name, counting)
+    write(runs, make_record(task_id="fam/a", started="2026-02-01T00:00:00+00:00"))
+    build_site(runs, out, no_tasks)
+    assert drawn.read_text().split() == ["history_figure"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_site(tmp_path, no_tasks):

@@ -144,3 +144,20 @@ def test_cli_exit_status_is_one_for_an_error_verdict(tmp_path: Path, monkeypatch
     result = CliRunner().invoke(app, ["run", "testing/bad", "--no-record", "--device", "cpu"])
     assert result.exit_code == 1
     assert "crashed on purpose" in result.output
+
+
+def test_work_smaller_than_starting_workers_runs_in_process():
+    """A tiny task (or a suite the cache holds) is not worth spawning workers that import torch:
+    the local pool hands it to the in-process path; unknown or larger work keeps the pool."""
+    from theorybench.executors import DaskExecutor, LocalExecutor
+    from theorybench.runner import WORKER_START_S, _quickest
+
+    pool = LocalExecutor(2, threads=3)
+    quick = _quickest(pool, [0.0, 0.5, 1.0])
+    assert isinstance(quick, LocalExecutor) and quick.jobs == 1 and quick.threads == 3
+    assert _quickest(pool, [0.5, None]) is pool
+    assert _quickest(pool, [WORKER_START_S, 0.1]) is pool
+    single = LocalExecutor(1)
+    assert _quickest(single, [0.1]) is single
+    dask = DaskExecutor(None, 2)
+    assert _quickest(dask, [0.1]) is dask

@@ -302,8 +302,9 @@ def run_tasks(planned: list[PlannedTask], executor: Executor,
     record is the same as :func:`run_task`'s (its ``wall_s`` runs from the suite's start to
     its last cell). Identical cells (same kind, parameters, seeds and device: a control that
     reads the claim's own run) are computed once; the others are marked as cached, as the cell
-    cache marks them. ``on_plan(cells, expected_wall_s)`` is called once before the cells run
-    (for an ETA); ``on_cell(task, output)`` sees every finished cell."""
+    cache marks them. Work known to be smaller than starting a local pool's workers runs in
+    process (:func:`_quickest`). ``on_plan(cells, expected_wall_s)`` is called once before the
+    cells run (for an ETA); ``on_cell(task, output)`` sees every finished cell."""
     options = cellrun.CellOptions(
         planned[0].options.cache_dir, getattr(executor, "concurrent", 1),
         planned[0].options.threads,
@@ -322,9 +323,10 @@ def run_tasks(planned: list[PlannedTask], executor: Executor,
         if not p.cells:
             yield finish_task(p, [], type(executor).__name__)
     unique = [(group[0], items[group[0]][1]) for group in same.values()]
-    for i, out in executor.map(partial(_run_numbered, options=options), unique,
-                               timeout=lambda item: planned[items[item[0]][0]].timeout,
-                               on_failure=_failed_numbered):
+    runner = _quickest(executor, [expected[i] for i, _ in unique])
+    for i, out in runner.map(partial(_run_numbered, options=options), unique,
+                             timeout=lambda item: planned[items[item[0]][0]].timeout,
+                             on_failure=_failed_numbered):
         for j in same[_same_computation(items[i][1])]:
             k, cell = items[j]
             outputs[k].append(out if j == i else _shared(out, cell))
@@ -332,6 +334,22 @@ def run_tasks(planned: list[PlannedTask], executor: Executor,
                 on_cell(planned[k], outputs[k][-1])
             if len(outputs[k]) == len(planned[k].cells):
                 yield finish_task(planned[k], outputs[k], type(executor).__name__)
+
+
+WORKER_START_S = 4.0
+"""About what starting a worker process costs (importing torch and the experiments) on a small
+CPU; work expected to take less than this runs in the launching process instead."""
+
+
+def _quickest(executor: Executor, expected: list[float | None]) -> Executor:
+    """``executor``, or a one-job (in-process) executor of the same threads when it is a local
+    pool and the work is known to be smaller than starting its workers (a tiny task, or a
+    suite whose cells the cache holds)."""
+    if (isinstance(executor, LocalExecutor) and executor.jobs > 1
+            and all(w is not None for w in expected)
+            and sum(w or 0.0 for w in expected) < WORKER_START_S):
+        return LocalExecutor(1, executor.threads)
+    return executor
 
 
 def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: str

@@ -119,12 +119,12 @@ class FigureCache:
     """Reuses a figure of the previous build when its inputs are unchanged, and draws the
     others side by side.
 
-    A figure's key is the hash of ``figures.py`` and of the figure's inputs (record ids, rule
-    fields, references); records are never edited, so an unchanged key means an unchanged
-    figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1`` a figure to draw is
-    only noted while the pages render (taken to succeed); :meth:`flush` then draws them all in
-    ``jobs`` processes and says whether one came out as a note instead (the pages are then
-    rendered again, with every figure's outcome known).
+    A figure's key is the hash of the figure code and of the figure's inputs (what was measured
+    (:func:`measured_content`) or the runs shown, rule fields, references), so an unchanged key
+    means an unchanged figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1``
+    a figure to draw is only noted while the pages render (taken to succeed); :meth:`flush`
+    then draws them all in ``jobs`` processes and says whether one came out as a note instead
+    (the pages are then rendered again, with every figure's outcome known).
     """
 
     def __init__(self, previous: Path, staging: Path, jobs: int = 1) -> None:
@@ -404,12 +404,21 @@ def _code_hash(figure: Any) -> str:
         return ""
 
 
+def measured_content(record: dict[str, Any]) -> str:
+    """sha256 of what a record's rule figures are drawn from: its measurement table and its
+    arms' rule results. Two runs that measured the same numbers (a published block run again)
+    share their figures, whatever their run ids."""
+    content = [record.get("table"), record.get("claim"), record.get("controls")]
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
                  cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
                                                                    str | None]:
     """One block per claim rule: the rule in words, each arm's result, the figure the rule
     draws (shared by rules whose figures have the same key) and the tables it adds."""
     arms = [record["claim"], *(record.get("controls") or [])]
+    content = measured_content(record)
     arm_names = [str(a.get("name")) for a in arms]
     present = set(table["arm"].astype(str)) if "arm" in table.columns else set()
     plotted = [a for a in arm_names if a in present]
@@ -442,7 +451,7 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
                 shared.append(drawn[text_key])
                 return drawn[text_key].note
             drawn[text_key] = block
-            inputs = [record.get("run_id"), key, rule.fields, rule.arm_where, plotted,
+            inputs = [content, key, rule.fields, rule.arm_where, plotted,
                       [vars(r) for r in references], _code_hash(figure)]
             return cache.draw(f"{folder}/{name}", inputs, drawing)
 
