@@ -49,3 +49,17 @@ def test_rows_and_ranges():
     torch.testing.assert_close(torch.tensor(alone["distance"].to_numpy()),
                                torch.tensor(shared["distance"].to_numpy()), rtol=1e-4,
                                atol=1e-6)
+
+
+def test_mean_pair_cosine_equals_the_mean_over_pairs(monkeypatch):
+    import theorybench.experiments.perturbation_uniqueness as module
+
+    monkeypatch.setattr(module, "GRAD_CHUNK", 2)  # several chunks
+    model = SeedMLP(streams([3], "test/init"), [4, 6, 3])
+    x = torch.rand(1, 5, 4)
+    y = torch.randint(0, 3, (1, 5))
+    deltas = [0.1 * torch.randn(1, 5, 4) for _ in range(4)]
+    grads = [per_example_grads(model, x + d, y) for d in deltas]
+    cos = torch.stack([torch.stack([torch.nn.functional.cosine_similarity(a, b, dim=-1)
+                                    for b in grads]) for a in grads])
+    torch.testing.assert_close(module.mean_pair_cosine(model, x, y, deltas), _pair_mean(cos))

@@ -115,6 +115,10 @@ def train(model: nn.Module, p: PerturbationUniquenessParams, seeds: Sequence[int
             opt.step()
 
 
+GRAD_CHUNK = 32
+"""Examples whose per-example gradients are held at once (memory: S · chunk · P floats)."""
+
+
 def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """∇_θ L(θ; x_i, y_i) of every seed's network for every example, flattened: (S, B, P)."""
     params = {name: w.detach() for name, w in model.named_parameters()}
@@ -126,6 +130,22 @@ def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tor
 
     grads = vmap(grad(loss_of), in_dims=(None, 1, 1))(params, x, y)  # each (B, S, ...)
     return torch.cat([g.movedim(0, 1).flatten(2) for g in grads.values()], dim=-1)
+
+
+def mean_pair_cosine(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     deltas: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per example, the mean over pairs r < s of cos(g_r, g_s), g_r = ∇_θ L(θ; x + δ_r, y):
+    with u_r = g_r / ‖g_r‖, Σ_{r<s} u_r·u_s = (‖Σ_r u_r‖² − R) / 2, so only Σ_r u_r is held,
+    ``GRAD_CHUNK`` examples at a time. Returns (S, B)."""
+    r, out = len(deltas), []
+    for start in range(0, x.shape[1], GRAD_CHUNK):
+        part = slice(start, start + GRAD_CHUNK)
+        total = torch.zeros(())
+        for delta in deltas:
+            g = per_example_grads(model, (x + delta)[:, part], y[:, part])
+            total = total + g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+        out.append((total.pow(2).sum(-1) - r) / (r * (r - 1)))
+    return torch.cat(out, dim=1)
 
 
 def _pair_mean(values: torch.Tensor) -> torch.Tensor:
@@ -140,7 +160,7 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
             ) -> dict[str, torch.Tensor]:
     """The module docstring's per-seed statistics at radius ``eps``, each of shape (S,)."""
     alpha = p.step_size * eps
-    ends, before, losses, unit_grads = [], [], [], []
+    ends, before, losses = [], [], []
     for _ in range(p.starts):
         start = attacks.uniform_start(x, eps, gens)
         prev = attacks.sign_ascent(model, x, y, attacks.cross_entropy, eps=eps, alpha=alpha,
@@ -149,18 +169,15 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                                   steps=1, delta=prev)
         with torch.no_grad():
             losses.append(attacks.cross_entropy(model(x + end), y))
-        g = per_example_grads(model, x + end, y)
-        unit_grads.append(g / g.norm(dim=-1, keepdim=True).clamp_min(1e-30))
-        ends.append(end.flatten(2))
+        ends.append(end)
         before.append(prev.flatten(2))
-    d = torch.stack(ends)                                        # (R, S, B, D)
+    cosine = mean_pair_cosine(model, x, y, ends)                 # (S, B)
+    d = torch.stack([end.flatten(2) for end in ends])            # (R, S, B, D)
     norms = d.norm(dim=-1)                                       # (R, S, B)
     apart = (d.unsqueeze(1) - d.unsqueeze(0)).norm(dim=-1)       # (R, R, S, B)
     scale = 0.5 * (norms.unsqueeze(1) + norms.unsqueeze(0))
     pairs = _pair_mean(apart / scale.clamp_min(1e-30))           # (S, B)
     jitter = ((d - torch.stack(before)).norm(dim=-1) / norms.clamp_min(1e-30)).mean(0)
-    u = torch.stack(unit_grads)                                  # (R, S, B, P)
-    cosine = _pair_mean(torch.einsum("rsbp,qsbp->rqsb", u, u))
     loss = torch.stack(losses)                                   # (R, S, B)
     with torch.no_grad():
         clean = attacks.cross_entropy(model(x), y)
