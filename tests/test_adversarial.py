@@ -221,3 +221,23 @@ def test_danskin_holds_with_a_unique_maximizer() -> None:
     np.testing.assert_allclose(table["delta_star"], 1.0)
     np.testing.assert_allclose(table["slope"], -1.0, atol=1e-6)
     assert (table["ascent"] == 0).all()
+
+
+def test_validation_attack_has_its_own_step_count(monkeypatch) -> None:
+    """``val_steps`` sets the PGD steps of the per-epoch validation attack only; the training
+    subset and the test split keep ``eval_steps``."""
+    import theorybench.experiments.adversarial as adv
+
+    steps_by_size: dict[int, set[int]] = {}
+    real_pgd = adv.attacks.pgd
+
+    def spy(model, x, y, **kw):
+        steps_by_size.setdefault(x.shape[1], set()).add(kw["steps"])
+        return real_pgd(model, x, y, **kw)
+
+    monkeypatch.setattr(adv.attacks, "pgd", spy)
+    kind = get_experiment("adversarial_training")
+    params = dict(kind.example, methods=["standard"], epochs=2, n_val=8, n_test=12,
+                  n_train_eval=16, eval_steps=3, val_steps=1)
+    kind(params, (0,), CPU)
+    assert steps_by_size == {8: {1}, 12: {3}, 16: {3}}

@@ -1,8 +1,8 @@
 """PGD adversarial training, seeds batched versus a Python loop over seeds (run with
 ``pytest --benchmark-enable tests/benchmarks/test_adversarial_speed.py``).
 
-One epoch of PGD-3 training (the robust-overfitting smoke setting: 300 digits, batch 32, MLP
-64-256-256-10) for 6 seeds: ``batched`` trains one :class:`SeedMLP` holding the 6 networks
+One epoch of PGD-3 training (the robust-overfitting task's base parameters: 300 digits, batch 32,
+MLP 64-256-256-10) for 6 seeds: ``batched`` trains one :class:`SeedMLP` holding the 6 networks
 (batched matmuls, attacks batched over seeds); ``loop`` trains 6 one-seed networks one after the
 other. The same for the BETA attack (9 targeted margin attacks per example). ``extra_info`` holds
 the example-passes per second (forward + backward of one example through one network)."""

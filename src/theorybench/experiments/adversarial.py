@@ -19,8 +19,9 @@ Kind ``adversarial_training`` trains, for each method in ``methods`` (family ``a
 e.g. ``theorybench.methods.adversarial``), S seed-batched networks on
 ``min_θ mean_i L_method(θ; x_i, y_i)``
 and, as Rice et al. do, evaluates the validation split after every epoch and keeps each seed's
-best checkpoint by robust validation accuracy (early stopping); every ``eval_every`` epochs (and
-at the last one) it also evaluates a training subset and the test split:
+best checkpoint by robust validation accuracy (early stopping; the validation attack is the
+evaluation PGD below with ``val_steps`` steps, by default ``eval_steps``); every ``eval_every``
+epochs (and at the last one) it also evaluates a training subset and the test split:
 
     clean accuracy  = mean_i 1[argmax h(x_i) = y_i]
     robust accuracy = mean_i 1[argmax h(x_i^adv) = y_i],   x^adv from PGD (``eval_steps`` steps,
@@ -123,6 +124,8 @@ class AdversarialTrainingParams(BaseModel):
     step_size: float = Field(0.25, gt=0, description="their step α, in units of ε")
     fgsm_step_size: float = Field(1.25, gt=0, description="FGSM step, in units of ε")
     eval_steps: int = Field(10, ge=1, description="PGD steps of the evaluation attack")
+    val_steps: int | None = Field(None, ge=1, description="PGD steps of the validation attack "
+                                  "that picks the best epoch (None: eval_steps)")
     eval_restarts: int = Field(2, ge=1)
     eval_step_size: float = Field(0.25, gt=0, description="evaluation step, in units of ε")
     eval_losses: list[Literal["ce", "margin"]] = Field(["ce", "margin"], min_length=1)
@@ -234,8 +237,10 @@ def _augment(x: torch.Tensor, gens: Sequence[torch.Generator], pad: int = 4) -> 
 def _evaluate(
     model: nn.Module, data: _Data, idx: torch.Tensor, labels: torch.Tensor,
     p: AdversarialTrainingParams, gens: Sequence[torch.Generator], fgsm: bool,
+    steps: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clean, robust (PGD) and FGSM accuracy per seed on the index sets ``idx`` (S, n)."""
+    """Clean, robust (PGD with ``steps``, by default ``eval_steps``) and FGSM accuracy per seed
+    on the index sets ``idx`` (S, n)."""
     eps = p.eps
     hits = np.zeros((3, idx.shape[0]))
     for start in range(0, idx.shape[1], p.eval_batch):
@@ -243,8 +248,8 @@ def _evaluate(
                           labels[:, start : start + p.eval_batch])
         hits[0] += attacks.correct(model, x, y).sum(1).cpu().numpy()
         x_adv = attacks.pgd(model, x, y, eps=eps, alpha=p.eval_step_size * eps,
-                            steps=p.eval_steps, restarts=p.eval_restarts, losses=p.eval_losses,
-                            generators=gens)
+                            steps=steps or p.eval_steps, restarts=p.eval_restarts,
+                            losses=p.eval_losses, generators=gens)
         hits[1] += attacks.correct(model, x_adv, y).sum(1).cpu().numpy()
         if fgsm:
             x_f = attacks.fgsm(model, x, y, eps=eps, alpha=p.fgsm_step_size * eps,
@@ -358,7 +363,8 @@ def _train_method(
             opt.step()
             losses += per_seed.detach().cpu() / steps_per_epoch
         model.eval()
-        c_va, r_va, _ = _evaluate(model, data, data.val, data.y[data.val], p, eval_gens, False)
+        c_va, r_va, _ = _evaluate(model, data, data.val, data.y[data.val], p, eval_gens, False,
+                                  p.val_steps)
         best.update(model, r_va, epoch)
         nan = np.full(len(seeds), np.nan)
         c_tr = r_tr = c_te = r_te = f_te = nan
