@@ -226,6 +226,6 @@ def test_sgd_fit_equals_per_seed_minibatch_gathers() -> None:
         for idx in minibatches(orders[:, epoch], batch):
             phi_b = torch.stack([phi[k][:, idx[k]] for k in range(s)])
             y_b = torch.stack([y[k][:, idx[k]] for k in range(s)])
-            resid = torch.einsum("sdbm,sdm->sdb", phi_b, coef) - y_b
-            coef = coef - lr / idx.shape[-1] * torch.einsum("sdbm,sdb->sdm", phi_b, resid)
+            resid = (coef.unsqueeze(-2) @ phi_b.mT).squeeze(-2) - y_b
+            coef = coef - lr / idx.shape[-1] * (resid.unsqueeze(-2) @ phi_b).squeeze(-2)
     assert torch.equal(sgd_fit(phi, y, start, 0.5, epochs, batch, orders), coef)
