@@ -194,3 +194,38 @@ def test_mnist1d_is_generated_locally_and_leaves_global_randomness_alone() -> No
     assert split.x_train.shape == (1, 20, 40)
     assert set(split.y_test.flatten().tolist()) <= {-1.0, 1.0}
 
+
+
+@pytest.mark.parametrize("length,n", [(2, 5), (24, 60), (60, 40), (37, 37), (80, 3)])
+def test_linear_interpolate_is_the_packages_interpolate_bit_for_bit(length: int, n: int) -> None:
+    """The NumPy stand-in used while MNIST-1D is generated gives the very floats of the
+    package's SciPy ``interp1d``, so the data set is unchanged."""
+    import importlib
+
+    from theorybench.data.mnist1d import linear_interpolate
+
+    package = importlib.import_module("mnist1d.transform").interpolate
+    x = np.random.default_rng(length * n).normal(size=length)
+    assert np.array_equal(linear_interpolate(x, n), package(x, n))
+
+
+def test_sgd_fit_equals_per_seed_minibatch_gathers() -> None:
+    """``sgd_fit`` (rows of every seed and draw picked at once) takes the same steps as
+    gathering each seed's mini-batch from its own features, bit for bit."""
+    from theorybench.splits import epoch_orders, minibatches
+
+    g = torch.Generator().manual_seed(3)
+    s, d, n, m, epochs, batch = 3, 2, 11, 7, 4, 4
+    phi = torch.randn(s, d, n, m, generator=g, dtype=torch.float64)
+    y = torch.randn(s, 1, n, generator=g, dtype=torch.float64).expand(-1, d, -1)
+    orders = epoch_orders([torch.Generator().manual_seed(k) for k in range(s)], epochs, n)
+    start = torch.randn(s, d, m, generator=g, dtype=torch.float64)
+    lr = 0.5 / (phi**2).sum(dim=-1).amax(dim=-1, keepdim=True)
+    coef = start
+    for epoch in range(epochs):
+        for idx in minibatches(orders[:, epoch], batch):
+            phi_b = torch.stack([phi[k][:, idx[k]] for k in range(s)])
+            y_b = torch.stack([y[k][:, idx[k]] for k in range(s)])
+            resid = (coef.unsqueeze(-2) @ phi_b.mT).squeeze(-2) - y_b
+            coef = coef - lr / idx.shape[-1] * (resid.unsqueeze(-2) @ phi_b).squeeze(-2)
+    assert torch.equal(sgd_fit(phi, y, start, 0.5, epochs, batch, orders), coef)

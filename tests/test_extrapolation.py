@@ -10,6 +10,9 @@ from pydantic import ValidationError
 
 from theorybench.experiments.extrapolation import (
     ExtrapolationParams,
+    _build,
+    _data,
+    _train,
     extrapolation_fit,
     polyfit_ss,
     r_squared,
@@ -119,3 +122,28 @@ def test_log_nonlin_is_the_worst_direction() -> None:
     summary = table[table.phase == "summary"].iloc[0]
     expected = np.log10(max(1 - summary.r2_linear_min, 1e-12))
     assert summary.log_nonlin == pytest.approx(expected)
+
+
+def test_train_takes_torch_adams_steps_with_the_cosine_schedule() -> None:
+    """The written-out update is ``torch.optim.Adam`` (defaults) under a cosine ``LambdaLR``,
+    to the last bit on the CPU."""
+    import copy
+    import math
+
+    p = ExtrapolationParams(**(TINY | {"model": "pn", "activation": "relu"}))
+    x, _, target = _data(p, (0, 1), 2.5, 1)
+    y = target(x)
+    ours = _build("pn", p, (0, 1), 1)
+    theirs = copy.deepcopy(ours)
+    steps = 25
+    _train(ours, x, y, steps, 1e-2)
+    opt = torch.optim.Adam(theirs.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps)))
+    for _ in range(steps):
+        opt.zero_grad()
+        ((theirs(x) - y) ** 2).mean(dim=1).sum().backward()
+        opt.step()
+        sched.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -324,14 +324,20 @@ def sgd_fit(
     ``step / max_i ‖φ_i‖²`` per (seed, draw). Returns the final coefficients (S, D, m).
     """
     lr = step / (phi**2).sum(dim=-1).amax(dim=-1, keepdim=True)  # (S, D, 1)
-    m = phi.shape[-1]
+    s, d, n, m = phi.shape
+    # rows of every (seed, draw) stacked, so a batch is one index_select of whole rows
+    rows, targets = phi.reshape(s * d * n, m), y.reshape(s * d * n)
+    block = (torch.arange(s * d, device=phi.device) * n).view(s, d, 1, 1)
+    flat = block + orders.unsqueeze(1)  # (S, D, epochs, n): row of each epoch's k-th sample
     for epoch in range(epochs):
-        for idx in minibatches(orders[:, epoch], batch_size):  # (S, B)
-            rows = idx.view(idx.shape[0], 1, -1, 1).expand(-1, phi.shape[1], -1, m)
-            phi_b = phi.gather(2, rows)  # (S, D, B, m)
-            y_b = y.gather(2, idx.unsqueeze(1).expand(-1, y.shape[1], -1))
-            resid = _predict(phi_b, coef) - y_b
-            coef = coef - lr / idx.shape[-1] * torch.einsum("sdbm,sdb->sdm", phi_b, resid)
+        for idx in minibatches(flat[:, :, epoch], batch_size):  # (S, D, B)
+            pick = idx.reshape(-1)
+            phi_b = rows.index_select(0, pick).view(s, d, -1, m)
+            y_b = targets.index_select(0, pick).view(s, d, -1)
+            # row-vector products (cᵀΦ_Bᵀ, rᵀΦ_B): far faster than matrix-vector ones here
+            resid = (coef.unsqueeze(-2) @ phi_b.mT).squeeze(-2) - y_b
+            grad = (resid.unsqueeze(-2) @ phi_b).squeeze(-2)
+            coef = coef - lr / idx.shape[-1] * grad
     return coef
 
 

@@ -163,19 +163,32 @@ def r_squared(ss_res: np.ndarray, ss_tot: np.ndarray) -> np.ndarray:
         return np.where(ss_tot > 0, 1 - ss_res / ss_tot, 1.0)
 
 
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+"""Adam's moment decays and ε (``torch.optim.Adam``'s defaults)."""
+
+
 def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> None:
-    """Full-batch Adam on Σ_s mean_i (f_s(x_si) − y_si)²: Adam acts elementwise, so the seeds
-    train independently although they share one optimizer."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps))
-    )
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
+    """Full-batch Adam on Σ_s mean_i (f_s(x_si) − y_si)², step ``lr`` cosine-decayed towards 0
+    (step t uses ``lr · (1 + cos(π t / steps)) / 2``). Adam acts elementwise, so the seeds train
+    independently although they share one update. Written out (the update of
+    ``torch.optim.Adam``) rather than through ``torch.optim``, whose first use imports
+    ``torch._dynamo`` (seconds per process) and whose per-step bookkeeping outweighs these
+    small networks' arithmetic."""
+    params = list(model.parameters())
+    first = [torch.zeros_like(q) for q in params]
+    second = [torch.zeros_like(q) for q in params]
+    beta1, beta2 = ADAM_BETAS
+    for t in range(steps):
         loss = ((model(x) - y) ** 2).mean(dim=1).sum()
-        loss.backward()
-        opt.step()
-        sched.step()
+        grads = torch.autograd.grad(loss, params)
+        step_lr = lr * 0.5 * (1 + math.cos(math.pi * t / steps))
+        correction1, correction2 = 1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1)
+        with torch.no_grad():
+            for q, g, m, v in zip(params, grads, first, second, strict=True):
+                m.lerp_(g, 1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = (v.sqrt() / math.sqrt(correction2)).add_(ADAM_EPS)
+                q.addcdiv_(m, denom, value=-step_lr / correction1)
 
 
 def _data(
