@@ -13,7 +13,7 @@ Claims and quantities:
   Reported per seed: the loss along the steps; the predicted log-rates per step
   ``log_rate_bound = ln(1 − ηλ₀/2)``, ``log_rate_ntk = 2 ln(1 − ηλ₀)`` and
   ``log_rate_emp = 2 ln(1 − ηλ_min(H(0)))`` with ``H(0)`` the empirical NTK Gram at
-  initialization (exact, per-example Jacobians via ``torch.func``); the relative Gram change
+  initialization (exact, in closed form from the activation patterns); the relative Gram change
   ``‖H(K) − H(0)‖_F / ‖H(0)‖_F`` and weight change ``‖W(K) − W(0)‖_F / ‖W(0)‖_F``.
 * **Deep nets fit random labels** (Zhang, Bengio, Hardt, Recht, Vinyals, ICLR 2017). An MLP
   trained by mini-batch SGD with momentum on ``n`` digits whose labels are replaced by uniform
@@ -36,12 +36,11 @@ from typing import Literal
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch.func import vmap
 
 from theorybench.data.digits import load_digits_tensors
 from theorybench.data.synthetic import linear_regression, sphere
 from theorybench.models.mlp import SeedMLP
-from theorybench.ntk import empirical_ntk, two_layer_relu, two_layer_relu_ntk
+from theorybench.ntk import two_layer_relu_ntk
 from theorybench.registry import experiment
 from theorybench.splits import epoch_orders, minibatches, random_split
 from theorybench.streams import stream, streams
@@ -79,25 +78,39 @@ def _gd_init(
     return torch.stack(xs), torch.stack(bs), params
 
 
-JACOBIAN_BYTES = 2**28
-"""Memory allowed for the per-example Jacobians of one chunk of seeds in :func:`_ntk_gram`."""
+def ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> torch.Tensor:
+    """Empirical NTK Gram (S, n, n) of each seed's net over the trained layers, in closed form
+    (the J Jᵀ of :func:`theorybench.ntk.empirical_ntk`, which the tests compare it with): with
+    s_ir = 1{w_rᵀa_i > 0} (autograd's ReLU derivative at 0 is 0),
+    H_ij = (1/m) Σ_r v_r² s_ir s_jr a_iᵀa_j for ``w``, plus (1/m) Σ_r relu(w_rᵀa_i) relu(w_rᵀa_j)
+    for ``v`` when both layers are trained."""
+    w, v = params["w"], params["v"]
+    pre = x @ w.mT  # (S, n, m)
+    active = (pre > 0).to(x.dtype) * v.unsqueeze(-2)
+    gram = (active @ active.mT) * (x @ x.mT) / w.shape[-2]
+    if train == "both":
+        hidden = pre.relu()
+        gram = gram + hidden @ hidden.mT / w.shape[-2]
+    return gram
 
 
-def _ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> torch.Tensor:
-    """Empirical NTK Gram (S, n, n) of each seed's net over the trained layers; seeds are
-    vmapped in chunks whose Jacobians fit in :data:`JACOBIAN_BYTES`."""
-
-    def per_seed(prm: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
-        if train == "first":
-            v = prm["v"]
-            return empirical_ntk(lambda q, a: two_layer_relu({"w": q["w"], "v": v}, a[None])[0],
-                                 {"w": prm["w"]}, xs)
-        return empirical_ntk(lambda q, a: two_layer_relu(q, a[None])[0], prm, xs)
-
-    trained = ["w"] if train == "first" else ["w", "v"]
-    per_seed_bytes = x.shape[1] * sum(params[k][0].numel() for k in trained) * x.element_size()
-    chunk = max(1, min(x.shape[0], JACOBIAN_BYTES // per_seed_bytes))
-    return vmap(per_seed, chunk_size=chunk)(params, x)
+def gd_loss_and_grads(params: dict[str, torch.Tensor], x: torch.Tensor, b: torch.Tensor,
+                      trained: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-seed loss ½‖u − b‖² of :func:`theorybench.ntk.two_layer_relu` and its gradients in
+    the ``trained`` layers, by back-propagation written out (autograd's result to rounding, in
+    one forward pass and without its per-node bookkeeping): ∂L/∂w_r = (v_r/√m) Σ_i r_i
+    1{w_rᵀa_i > 0} a_i and ∂L/∂v_r = (1/√m) Σ_i r_i relu(w_rᵀa_i), with r = u − b."""
+    w, v = params["w"], params["v"]
+    scale = 1.0 / math.sqrt(w.shape[-2])
+    hidden = (x @ w.mT).relu_()  # (S, n, m)
+    resid = (hidden @ v.unsqueeze(-1)).squeeze(-1) * scale - b  # (S, n)
+    grads = {}
+    if "w" in trained:  # sign(relu(·)) is the 0/1 activation pattern
+        weighted = (x * resid.unsqueeze(-1)).mT @ hidden.sign()  # (S, d, m)
+        grads["w"] = weighted.mT * (v * scale).unsqueeze(-1)
+    if "v" in trained:
+        grads["v"] = (resid.unsqueeze(-2) @ hidden).squeeze(-2) * scale
+    return 0.5 * (resid**2).sum(dim=-1), [grads[name] for name in trained]
 
 
 @experiment(
@@ -125,24 +138,22 @@ def two_layer_gd_convergence(
     h_inf = two_layer_relu_ntk(x, train=p.train)
     eig_inf = torch.linalg.eigvalsh(h_inf)
     lam0, eta = eig_inf[:, 0], p.lr / eig_inf[:, -1]
-    gram0 = _ntk_gram(params, x, p.train)
+    gram0 = ntk_gram(params, x, p.train)
     lam_emp = torch.linalg.eigvalsh(gram0)[:, 0]
     trained = ["w"] if p.train == "first" else ["w", "v"]
     start = {k: t.clone() for k, t in params.items()}
     step_size = eta.view(-1, 1, 1)
     losses: dict[int, torch.Tensor] = {}
     for k in range(p.steps + 1):
-        leaves = {name: t.detach().requires_grad_(name in trained) for name, t in params.items()}
-        per_seed = 0.5 * ((two_layer_relu(leaves, x) - b) ** 2).sum(dim=-1)
+        per_seed, grads = gd_loss_and_grads(params, x, b, trained)
         if k % p.record_every == 0 or k == p.steps:
-            losses[k] = per_seed.detach()
+            losses[k] = per_seed
         if k == p.steps:
             break
-        grads = torch.autograd.grad(per_seed.sum(), [leaves[name] for name in trained])
         for name, grad in zip(trained, grads, strict=True):
             scale = step_size if grad.dim() == 3 else step_size.view(-1, 1)
-            params[name] = leaves[name].detach() - scale * grad
-    gram_k = _ntk_gram(params, x, p.train)
+            params[name] = params[name] - scale * grad
+    gram_k = ntk_gram(params, x, p.train)
     gram_change = (gram_k - gram0).flatten(1).norm(dim=1) / gram0.flatten(1).norm(dim=1)
     moved = sum((params[n] - start[n]).flatten(1).norm(dim=1) for n in trained)
     weight_change = moved / sum(start[n].flatten(1).norm(dim=1) for n in trained)
