@@ -269,20 +269,27 @@ def random_label_fit(
 
     steps_per_epoch = math.ceil(p.n_train / p.batch_size)
     n_seeds = len(seeds)
+    n_params = sum(t[0].numel() for t in layers)
     fit_step = torch.full((n_seeds,), float(p.epochs * steps_per_epoch), dtype=torch.float64)
     fitted = torch.zeros(n_seeds, dtype=torch.bool)
     train_err = torch.ones(n_seeds, dtype=torch.float64)
     test_acc = torch.zeros(n_seeds, dtype=torch.float64)
+    # Seeds still fitting; a seed's row is final once it fits, so it leaves the batch (its
+    # networks, velocities and data are dropped): a seed's computations do not depend on the
+    # others of the batch, so this changes no row, only the cost.
+    live = torch.arange(n_seeds)
 
     def snapshot(which: torch.Tensor) -> None:
+        """Training error and held-out accuracy of the live seeds marked by ``which``."""
         with torch.no_grad():
             err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1).cpu()
             acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1).cpu()
-        train_err[which], test_acc[which] = err[which], acc[which]
+        train_err[live[which]], test_acc[live[which]] = err[which], acc[which]
 
     step = 0
     for epoch in range(p.epochs):
         for idx in minibatches(order[:, epoch], p.batch_size):
+            idx = idx[live.to(device)]
             xb = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
             yb = y.gather(1, idx)
             params = [t.requires_grad_() for t in layers]
@@ -294,16 +301,22 @@ def random_label_fit(
                 continue
             with torch.no_grad():
                 wrong = (classify(layers, x).argmax(-1) != y).any(dim=1).cpu()
-            new = ~wrong & ~fitted
-            if new.any():
-                fit_step[new] = float(step)
-                fitted |= new
-                snapshot(new)
-        if bool(fitted.all()):
+            if wrong.all():
+                continue
+            fit_step[live[~wrong]] = float(step)
+            fitted[live[~wrong]] = True
+            snapshot(~wrong)
+            keep = wrong.nonzero().squeeze(1)
+            live = live[keep]
+            keep = keep.to(device)
+            layers, velocity = [t[keep] for t in layers], [v[keep] for v in velocity]
+            x, y, x_test, y_test = x[keep], y[keep], x_test[keep], y_test[keep]
+            if not len(live):
+                break
+        if not len(live):
             break
-    if not bool(fitted.all()):
-        snapshot(~fitted)
-    n_params = sum(t[0].numel() for t in layers)
+    if len(live):
+        snapshot(torch.ones(len(live), dtype=torch.bool))
     return pd.DataFrame({"seed": list(seeds), "n_params": n_params, "changed": changed,
                          "fitted": fitted.double().numpy(),
                          "epochs_to_fit": (fit_step / steps_per_epoch).numpy(),
