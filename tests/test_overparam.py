@@ -162,3 +162,13 @@ def test_inverse_step_iterates_approach_the_minimizer() -> None:
     means = rows.groupby("steps")[["dist_opt", "late_move"]].mean()
     assert means.loc[4000, "dist_opt"] < means.loc[500, "dist_opt"] / 2
     assert rows["log_steps"].tolist()[:1] == [math.log(500)]
+
+
+def test_gd_in_seed_chunks_equals_the_whole_batch(monkeypatch) -> None:
+    import theorybench.experiments.overparam as overparam
+
+    p = GDConvergenceParams(width=64, n=8, dim=4, steps=40, record_every=10)
+    seeds = tuple(range(7))
+    chunked = two_layer_gd_convergence(p, seeds, CPU)
+    monkeypatch.setattr(overparam, "SEED_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, two_layer_gd_convergence(p, seeds, CPU))

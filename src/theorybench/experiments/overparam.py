@@ -113,6 +113,31 @@ def gd_loss_and_grads(params: dict[str, torch.Tensor], x: torch.Tensor, b: torch
     return 0.5 * (resid**2).sum(dim=-1), [grads[name] for name in trained]
 
 
+SEED_CHUNK = 4
+"""Seeds descended together in :func:`two_layer_gd_convergence`: a chunk's (n, m) activations
+stay in cache (about 3× faster per seed than all 16 smoke seeds at once at m = 1024); the
+chunked run gives the whole batch's numbers (tests)."""
+
+
+def gd_descend(params: dict[str, torch.Tensor], x: torch.Tensor, b: torch.Tensor,
+               eta: torch.Tensor, trained: Sequence[str], steps: int, record_every: int
+               ) -> tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]:
+    """``steps`` full-batch GD steps with each seed's step ``eta`` (S,) on the ``trained``
+    layers: the per-seed losses at every ``record_every``-th step and the last, and the final
+    weights."""
+    params = dict(params)
+    losses: dict[int, torch.Tensor] = {}
+    for k in range(steps + 1):
+        per_seed, grads = gd_loss_and_grads(params, x, b, trained)
+        if k % record_every == 0 or k == steps:
+            losses[k] = per_seed
+        if k == steps:
+            break
+        for name, grad in zip(trained, grads, strict=True):
+            params[name] = params[name] - eta.view(-1, *[1] * (grad.dim() - 1)) * grad
+    return losses, params
+
+
 @experiment(
     "two_layer_gd_convergence",
     family="overparam",
@@ -142,17 +167,11 @@ def two_layer_gd_convergence(
     lam_emp = torch.linalg.eigvalsh(gram0)[:, 0]
     trained = ["w"] if p.train == "first" else ["w", "v"]
     start = {k: t.clone() for k, t in params.items()}
-    step_size = eta.view(-1, 1, 1)
-    losses: dict[int, torch.Tensor] = {}
-    for k in range(p.steps + 1):
-        per_seed, grads = gd_loss_and_grads(params, x, b, trained)
-        if k % p.record_every == 0 or k == p.steps:
-            losses[k] = per_seed
-        if k == p.steps:
-            break
-        for name, grad in zip(trained, grads, strict=True):
-            scale = step_size if grad.dim() == 3 else step_size.view(-1, 1)
-            params[name] = params[name] - scale * grad
+    chunks = [slice(i, i + SEED_CHUNK) for i in range(0, len(seeds), SEED_CHUNK)]
+    runs = [gd_descend({k: t[c] for k, t in params.items()}, x[c], b[c], eta[c], trained,
+                       p.steps, p.record_every) for c in chunks]
+    losses = {k: torch.cat([run[0][k] for run in runs]) for k in runs[0][0]}
+    params = {k: torch.cat([run[1][k] for run in runs]) for k in params}
     gram_k = ntk_gram(params, x, p.train)
     gram_change = (gram_k - gram0).flatten(1).norm(dim=1) / gram0.flatten(1).norm(dim=1)
     moved = sum((params[n] - start[n]).flatten(1).norm(dim=1) for n in trained)
