@@ -172,3 +172,13 @@ def test_gd_in_seed_chunks_equals_the_whole_batch(monkeypatch) -> None:
     chunked = two_layer_gd_convergence(p, seeds, CPU)
     monkeypatch.setattr(overparam, "SEED_CHUNK", len(seeds))
     pd.testing.assert_frame_equal(chunked, two_layer_gd_convergence(p, seeds, CPU))
+
+
+def test_random_labels_predictions_in_seed_chunks_equal_the_whole_batch(monkeypatch) -> None:
+    import theorybench.experiments.overparam as overparam
+
+    p = RandomLabelsParams(width=32, n_train=40, n_test=50, epochs=3, batch_size=10)
+    seeds = tuple(range(5))
+    chunked = random_label_fit(p, seeds, CPU)
+    monkeypatch.setattr(overparam, "PREDICT_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, random_label_fit(p, seeds, CPU))

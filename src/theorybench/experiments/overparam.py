@@ -239,6 +239,12 @@ def corrupt_labels(y: torch.Tensor, p: float, unit: str, g: torch.Generator) -> 
     return torch.where(u_cl[y] < p, new_cl[y], y)
 
 
+PREDICT_CHUNK = 2
+"""Seeds whose predictions on the whole training (or held-out) set :func:`random_label_fit`
+computes together: a chunk's (N, width) activations stay in cache (about 3× faster than all
+eight smoke seeds at once); the predictions are the whole batch's (tests)."""
+
+
 @experiment(
     "random_label_fit",
     family="overparam",
@@ -281,6 +287,13 @@ def random_label_fit(
     def classify(params: list[torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
         return net.forward_with(params[:n_layers], params[n_layers:], xb)
 
+    def predict(xs: torch.Tensor) -> torch.Tensor:
+        """Each live seed's predicted classes on its inputs ``xs`` (S, N, d), in chunks of
+        :data:`PREDICT_CHUNK` seeds."""
+        return torch.cat([classify([t[i:i + PREDICT_CHUNK] for t in layers],
+                                   xs[i:i + PREDICT_CHUNK]).argmax(-1)
+                          for i in range(0, len(xs), PREDICT_CHUNK)])
+
     def loss_fn(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         logits = classify(params, xb)
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(),
@@ -301,8 +314,8 @@ def random_label_fit(
     def snapshot(which: torch.Tensor) -> None:
         """Training error and held-out accuracy of the live seeds marked by ``which``."""
         with torch.no_grad():
-            err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1).cpu()
-            acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1).cpu()
+            err = (predict(x) != y).double().mean(dim=1).cpu()
+            acc = (predict(x_test) == y_test).double().mean(dim=1).cpu()
         train_err[live[which]], test_acc[live[which]] = err[which], acc[which]
 
     step = 0
@@ -319,7 +332,7 @@ def random_label_fit(
             if step % p.check_every:
                 continue
             with torch.no_grad():
-                wrong = (classify(layers, x).argmax(-1) != y).any(dim=1).cpu()
+                wrong = (predict(x) != y).any(dim=1).cpu()
             if wrong.all():
                 continue
             fit_step[live[~wrong]] = float(step)
