@@ -158,3 +158,16 @@ def test_hand_written_gradients_are_bitwise_autograd(init: str, depth: int, outp
     assert torch.equal(loss, ref_loss)
     for mine, ref in zip(grads, ref_grads, strict=True):
         assert torch.equal(mine, ref)
+
+
+def test_seed_chunks_give_the_whole_batch_rows(monkeypatch) -> None:
+    import pandas as pd
+
+    import theorybench.experiments.stability as stability
+
+    p = StabilityParams(width=16, depth=3, n_train=16, n_eval=8, n_perturb=2, n_ntk=4,
+                        train_steps=20, targets="residual", label_scale=5e-4)
+    seeds = tuple(range(6))
+    chunked = perturbation_stability(p, seeds, CPU)
+    monkeypatch.setattr(stability, "SEED_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, perturbation_stability(p, seeds, CPU))
