@@ -15,13 +15,14 @@ from theorybench.experiments.overparam import (
     RandomLabelsParams,
     SGDStepParams,
     _gd_init,
-    _ntk_gram,
     corrupt_labels,
+    gd_loss_and_grads,
+    ntk_gram,
     random_label_fit,
     sgd_step_schedule,
     two_layer_gd_convergence,
 )
-from theorybench.ntk import two_layer_relu_ntk
+from theorybench.ntk import empirical_ntk, two_layer_relu, two_layer_relu_ntk
 
 CPU = torch.device("cpu")
 
@@ -34,20 +35,42 @@ def test_first_layer_gram_equals_the_activation_pattern_formula() -> None:
     """Du et al.: H_ij = (1/m) Σ_r a_iᵀa_j 1{w_rᵀa_i ≥ 0} 1{w_rᵀa_j ≥ 0} (v_r² = 1)."""
     p = GDConvergenceParams(width=40, n=6, dim=3)
     x, _, params = _gd_init(p, (0, 1))
-    gram = _ntk_gram(params, x, "first")
+    gram = ntk_gram(params, x, "first")
     active = (torch.einsum("snd,smd->snm", x, params["w"]) > 0).double()
     expected = torch.einsum("sim,sjm->sij", active, active) * (x @ x.mT) / p.width
     torch.testing.assert_close(gram, expected)
 
 
-def test_gram_chunking_does_not_change_the_kernel(monkeypatch) -> None:
-    import theorybench.experiments.overparam as overparam
-
-    p = GDConvergenceParams(width=30, n=5, dim=3)
+@pytest.mark.parametrize("train", ["first", "both"])
+def test_closed_form_gram_is_the_jacobian_product(train: str) -> None:
+    """The closed-form Gram equals J Jᵀ from per-example Jacobians (theorybench.ntk) per seed."""
+    p = GDConvergenceParams(width=30, n=5, dim=3, train=train)
     x, _, params = _gd_init(p, (0, 1, 2))
-    whole = _ntk_gram(params, x, "both")
-    monkeypatch.setattr(overparam, "JACOBIAN_BYTES", 1)
-    torch.testing.assert_close(_ntk_gram(params, x, "both"), whole)
+    gram = ntk_gram(params, x, train)
+    for s in range(3):
+        v = params["v"][s]
+        if train == "first":
+            kernel = empirical_ntk(
+                lambda q, a, v=v: two_layer_relu({"w": q["w"], "v": v}, a[None])[0],
+                {"w": params["w"][s]}, x[s])
+        else:
+            kernel = empirical_ntk(lambda q, a: two_layer_relu(q, a[None])[0],
+                                   {"w": params["w"][s], "v": v}, x[s])
+        torch.testing.assert_close(gram[s], kernel)
+
+
+@pytest.mark.parametrize("train", ["first", "both"])
+def test_hand_written_gradients_match_autograd(train: str) -> None:
+    p = GDConvergenceParams(width=50, n=7, dim=4, train=train)
+    x, b, params = _gd_init(p, (0, 1))
+    trained = ["w"] if train == "first" else ["w", "v"]
+    loss, grads = gd_loss_and_grads(params, x, b, trained)
+    leaves = {k: t.clone().requires_grad_(k in trained) for k, t in params.items()}
+    ref = 0.5 * ((two_layer_relu(leaves, x) - b) ** 2).sum(dim=-1)
+    ref_grads = torch.autograd.grad(ref.sum(), [leaves[k] for k in trained])
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-13, atol=0)
+    for mine, expected in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(mine, expected, rtol=1e-12, atol=1e-15)
 
 
 def test_wide_net_follows_the_kernel_rate() -> None:
@@ -139,3 +162,23 @@ def test_inverse_step_iterates_approach_the_minimizer() -> None:
     means = rows.groupby("steps")[["dist_opt", "late_move"]].mean()
     assert means.loc[4000, "dist_opt"] < means.loc[500, "dist_opt"] / 2
     assert rows["log_steps"].tolist()[:1] == [math.log(500)]
+
+
+def test_gd_in_seed_chunks_equals_the_whole_batch(monkeypatch) -> None:
+    import theorybench.experiments.overparam as overparam
+
+    p = GDConvergenceParams(width=64, n=8, dim=4, steps=40, record_every=10)
+    seeds = tuple(range(7))
+    chunked = two_layer_gd_convergence(p, seeds, CPU)
+    monkeypatch.setattr(overparam, "SEED_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, two_layer_gd_convergence(p, seeds, CPU))
+
+
+def test_random_labels_predictions_in_seed_chunks_equal_the_whole_batch(monkeypatch) -> None:
+    import theorybench.experiments.overparam as overparam
+
+    p = RandomLabelsParams(width=32, n_train=40, n_test=50, epochs=3, batch_size=10)
+    seeds = tuple(range(5))
+    chunked = random_label_fit(p, seeds, CPU)
+    monkeypatch.setattr(overparam, "PREDICT_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, random_label_fit(p, seeds, CPU))

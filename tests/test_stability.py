@@ -10,7 +10,10 @@ import torch
 
 from theorybench.experiments.stability import (
     StabilityParams,
+    _model,
+    autograd_loss_and_grads,
     ball_projection_mean,
+    mlp_loss_and_grads,
     perturbation_stability,
     top_hessian_eigenvalue,
     uniform_ball,
@@ -97,11 +100,11 @@ def test_lazy_training_fits_and_moves_little() -> None:
 
 def test_seed_ntk_matches_per_seed_jacobian() -> None:
     """The per-seed kernel equals J Jᵀ from theorybench.ntk on each seed alone."""
-    from theorybench.experiments.stability import _model, seed_ntk
+    from theorybench.experiments.stability import seed_ntk
     from theorybench.ntk import empirical_ntk
 
     p = StabilityParams(width=6, depth=3)
-    weights, forward = _model(p, (0, 1), 5, CPU)
+    weights, forward, _ = _model(p, (0, 1), 5, CPU)
     x = torch.nn.functional.normalize(torch.randn(4, 5, generator=torch.Generator()
                                                   .manual_seed(1)), dim=1)
     both = seed_ntk(forward, weights, x)
@@ -135,3 +138,36 @@ def test_scale_free_measure_ignores_the_readout_scale() -> None:
     assert tenth.stability_rel.item() == pytest.approx(one.stability_rel.item(), rel=1e-5)
     assert tenth.stability_closed_form.item() == pytest.approx(
         0.1 * one.stability_closed_form.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(("init", "depth", "output_relu", "readout_scale"),
+                         [("he", 2, False, 1.0), ("he", 5, False, 0.0884),
+                          ("mean_field", 2, False, 1.0), ("ntk", 3, True, 0.5)])
+def test_hand_written_gradients_are_bitwise_autograd(init: str, depth: int, output_relu: bool,
+                                                     readout_scale: float) -> None:
+    """The training loop's hand-written back-propagation gives autograd's loss and gradients
+    bit for bit (so the lazy-training tables do not depend on which one runs)."""
+    p = StabilityParams(width=24, depth=depth, init=init, output_relu=output_relu,
+                        readout_scale=readout_scale)
+    weights, forward, alpha = _model(p, (0, 1, 2), 10, CPU)
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.normalize(torch.randn(12, 10, generator=g), dim=1)
+    target = torch.randn(3, 12, generator=g)
+    loss, grads = mlp_loss_and_grads(weights, x, target, readout_scale, alpha, output_relu)
+    ref_loss, ref_grads = autograd_loss_and_grads(forward, weights, x, target)
+    assert torch.equal(loss, ref_loss)
+    for mine, ref in zip(grads, ref_grads, strict=True):
+        assert torch.equal(mine, ref)
+
+
+def test_seed_chunks_give_the_whole_batch_rows(monkeypatch) -> None:
+    import pandas as pd
+
+    import theorybench.experiments.stability as stability
+
+    p = StabilityParams(width=16, depth=3, n_train=16, n_eval=8, n_perturb=2, n_ntk=4,
+                        train_steps=20, targets="residual", label_scale=5e-4)
+    seeds = tuple(range(6))
+    chunked = perturbation_stability(p, seeds, CPU)
+    monkeypatch.setattr(stability, "SEED_CHUNK", len(seeds))
+    pd.testing.assert_frame_equal(chunked, perturbation_stability(p, seeds, CPU))

@@ -13,7 +13,7 @@ Claims and quantities:
   Reported per seed: the loss along the steps; the predicted log-rates per step
   ``log_rate_bound = ln(1 − ηλ₀/2)``, ``log_rate_ntk = 2 ln(1 − ηλ₀)`` and
   ``log_rate_emp = 2 ln(1 − ηλ_min(H(0)))`` with ``H(0)`` the empirical NTK Gram at
-  initialization (exact, per-example Jacobians via ``torch.func``); the relative Gram change
+  initialization (exact, in closed form from the activation patterns); the relative Gram change
   ``‖H(K) − H(0)‖_F / ‖H(0)‖_F`` and weight change ``‖W(K) − W(0)‖_F / ‖W(0)‖_F``.
 * **Deep nets fit random labels** (Zhang, Bengio, Hardt, Recht, Vinyals, ICLR 2017). An MLP
   trained by mini-batch SGD with momentum on ``n`` digits whose labels are replaced by uniform
@@ -36,12 +36,11 @@ from typing import Literal
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch.func import vmap
 
 from theorybench.data.digits import load_digits_tensors
 from theorybench.data.synthetic import linear_regression, sphere
 from theorybench.models.mlp import SeedMLP
-from theorybench.ntk import empirical_ntk, two_layer_relu, two_layer_relu_ntk
+from theorybench.ntk import two_layer_relu_ntk
 from theorybench.registry import experiment
 from theorybench.splits import epoch_orders, minibatches, random_split
 from theorybench.streams import stream, streams
@@ -79,25 +78,64 @@ def _gd_init(
     return torch.stack(xs), torch.stack(bs), params
 
 
-JACOBIAN_BYTES = 2**28
-"""Memory allowed for the per-example Jacobians of one chunk of seeds in :func:`_ntk_gram`."""
+def ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> torch.Tensor:
+    """Empirical NTK Gram (S, n, n) of each seed's net over the trained layers, in closed form
+    (the J Jᵀ of :func:`theorybench.ntk.empirical_ntk`, which the tests compare it with): with
+    s_ir = 1{w_rᵀa_i > 0} (autograd's ReLU derivative at 0 is 0),
+    H_ij = (1/m) Σ_r v_r² s_ir s_jr a_iᵀa_j for ``w``, plus (1/m) Σ_r relu(w_rᵀa_i) relu(w_rᵀa_j)
+    for ``v`` when both layers are trained."""
+    w, v = params["w"], params["v"]
+    pre = x @ w.mT  # (S, n, m)
+    active = (pre > 0).to(x.dtype) * v.unsqueeze(-2)
+    gram = (active @ active.mT) * (x @ x.mT) / w.shape[-2]
+    if train == "both":
+        hidden = pre.relu()
+        gram = gram + hidden @ hidden.mT / w.shape[-2]
+    return gram
 
 
-def _ntk_gram(params: dict[str, torch.Tensor], x: torch.Tensor, train: str) -> torch.Tensor:
-    """Empirical NTK Gram (S, n, n) of each seed's net over the trained layers; seeds are
-    vmapped in chunks whose Jacobians fit in :data:`JACOBIAN_BYTES`."""
+def gd_loss_and_grads(params: dict[str, torch.Tensor], x: torch.Tensor, b: torch.Tensor,
+                      trained: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-seed loss ½‖u − b‖² of :func:`theorybench.ntk.two_layer_relu` and its gradients in
+    the ``trained`` layers, by back-propagation written out (autograd's result to rounding, in
+    one forward pass and without its per-node bookkeeping): ∂L/∂w_r = (v_r/√m) Σ_i r_i
+    1{w_rᵀa_i > 0} a_i and ∂L/∂v_r = (1/√m) Σ_i r_i relu(w_rᵀa_i), with r = u − b."""
+    w, v = params["w"], params["v"]
+    scale = 1.0 / math.sqrt(w.shape[-2])
+    hidden = (x @ w.mT).relu_()  # (S, n, m)
+    resid = (hidden @ v.unsqueeze(-1)).squeeze(-1) * scale - b  # (S, n)
+    grads = {}
+    if "w" in trained:  # sign(relu(·)) is the 0/1 activation pattern
+        weighted = (x * resid.unsqueeze(-1)).mT @ hidden.sign()  # (S, d, m)
+        grads["w"] = weighted.mT * (v * scale).unsqueeze(-1)
+    if "v" in trained:
+        grads["v"] = (resid.unsqueeze(-2) @ hidden).squeeze(-2) * scale
+    return 0.5 * (resid**2).sum(dim=-1), [grads[name] for name in trained]
 
-    def per_seed(prm: dict[str, torch.Tensor], xs: torch.Tensor) -> torch.Tensor:
-        if train == "first":
-            v = prm["v"]
-            return empirical_ntk(lambda q, a: two_layer_relu({"w": q["w"], "v": v}, a[None])[0],
-                                 {"w": prm["w"]}, xs)
-        return empirical_ntk(lambda q, a: two_layer_relu(q, a[None])[0], prm, xs)
 
-    trained = ["w"] if train == "first" else ["w", "v"]
-    per_seed_bytes = x.shape[1] * sum(params[k][0].numel() for k in trained) * x.element_size()
-    chunk = max(1, min(x.shape[0], JACOBIAN_BYTES // per_seed_bytes))
-    return vmap(per_seed, chunk_size=chunk)(params, x)
+SEED_CHUNK = 4
+"""Seeds descended together in :func:`two_layer_gd_convergence`: a chunk's (n, m) activations
+stay in cache (about 3× faster per seed than all 16 smoke seeds at once at m = 1024); the
+chunked run gives the whole batch's numbers (tests)."""
+
+
+def gd_descend(params: dict[str, torch.Tensor], x: torch.Tensor, b: torch.Tensor,
+               eta: torch.Tensor, trained: Sequence[str], steps: int, record_every: int
+               ) -> tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]:
+    """``steps`` full-batch GD steps with each seed's step ``eta`` (S,) on the ``trained``
+    layers: the per-seed losses at every ``record_every``-th step and the last, and the final
+    weights."""
+    params = dict(params)
+    losses: dict[int, torch.Tensor] = {}
+    for k in range(steps + 1):
+        per_seed, grads = gd_loss_and_grads(params, x, b, trained)
+        if k % record_every == 0 or k == steps:
+            losses[k] = per_seed
+        if k == steps:
+            break
+        for name, grad in zip(trained, grads, strict=True):
+            params[name] = params[name] - eta.view(-1, *[1] * (grad.dim() - 1)) * grad
+    return losses, params
 
 
 @experiment(
@@ -125,24 +163,16 @@ def two_layer_gd_convergence(
     h_inf = two_layer_relu_ntk(x, train=p.train)
     eig_inf = torch.linalg.eigvalsh(h_inf)
     lam0, eta = eig_inf[:, 0], p.lr / eig_inf[:, -1]
-    gram0 = _ntk_gram(params, x, p.train)
+    gram0 = ntk_gram(params, x, p.train)
     lam_emp = torch.linalg.eigvalsh(gram0)[:, 0]
     trained = ["w"] if p.train == "first" else ["w", "v"]
     start = {k: t.clone() for k, t in params.items()}
-    step_size = eta.view(-1, 1, 1)
-    losses: dict[int, torch.Tensor] = {}
-    for k in range(p.steps + 1):
-        leaves = {name: t.detach().requires_grad_(name in trained) for name, t in params.items()}
-        per_seed = 0.5 * ((two_layer_relu(leaves, x) - b) ** 2).sum(dim=-1)
-        if k % p.record_every == 0 or k == p.steps:
-            losses[k] = per_seed.detach()
-        if k == p.steps:
-            break
-        grads = torch.autograd.grad(per_seed.sum(), [leaves[name] for name in trained])
-        for name, grad in zip(trained, grads, strict=True):
-            scale = step_size if grad.dim() == 3 else step_size.view(-1, 1)
-            params[name] = leaves[name].detach() - scale * grad
-    gram_k = _ntk_gram(params, x, p.train)
+    chunks = [slice(i, i + SEED_CHUNK) for i in range(0, len(seeds), SEED_CHUNK)]
+    runs = [gd_descend({k: t[c] for k, t in params.items()}, x[c], b[c], eta[c], trained,
+                       p.steps, p.record_every) for c in chunks]
+    losses = {k: torch.cat([run[0][k] for run in runs]) for k in runs[0][0]}
+    params = {k: torch.cat([run[1][k] for run in runs]) for k in params}
+    gram_k = ntk_gram(params, x, p.train)
     gram_change = (gram_k - gram0).flatten(1).norm(dim=1) / gram0.flatten(1).norm(dim=1)
     moved = sum((params[n] - start[n]).flatten(1).norm(dim=1) for n in trained)
     weight_change = moved / sum(start[n].flatten(1).norm(dim=1) for n in trained)
@@ -209,6 +239,12 @@ def corrupt_labels(y: torch.Tensor, p: float, unit: str, g: torch.Generator) -> 
     return torch.where(u_cl[y] < p, new_cl[y], y)
 
 
+PREDICT_CHUNK = 2
+"""Seeds whose predictions on the whole training (or held-out) set :func:`random_label_fit`
+computes together: a chunk's (N, width) activations stay in cache (about 3× faster than all
+eight smoke seeds at once); the predictions are the whole batch's (tests)."""
+
+
 @experiment(
     "random_label_fit",
     family="overparam",
@@ -251,6 +287,13 @@ def random_label_fit(
     def classify(params: list[torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
         return net.forward_with(params[:n_layers], params[n_layers:], xb)
 
+    def predict(xs: torch.Tensor) -> torch.Tensor:
+        """Each live seed's predicted classes on its inputs ``xs`` (S, N, d), in chunks of
+        :data:`PREDICT_CHUNK` seeds."""
+        return torch.cat([classify([t[i:i + PREDICT_CHUNK] for t in layers],
+                                   xs[i:i + PREDICT_CHUNK]).argmax(-1)
+                          for i in range(0, len(xs), PREDICT_CHUNK)])
+
     def loss_fn(params: list[torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         logits = classify(params, xb)
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), yb.flatten(),
@@ -258,20 +301,27 @@ def random_label_fit(
 
     steps_per_epoch = math.ceil(p.n_train / p.batch_size)
     n_seeds = len(seeds)
+    n_params = sum(t[0].numel() for t in layers)
     fit_step = torch.full((n_seeds,), float(p.epochs * steps_per_epoch), dtype=torch.float64)
     fitted = torch.zeros(n_seeds, dtype=torch.bool)
     train_err = torch.ones(n_seeds, dtype=torch.float64)
     test_acc = torch.zeros(n_seeds, dtype=torch.float64)
+    # Seeds still fitting; a seed's row is final once it fits, so it leaves the batch (its
+    # networks, velocities and data are dropped): a seed's computations do not depend on the
+    # others of the batch, so this changes no row, only the cost.
+    live = torch.arange(n_seeds)
 
     def snapshot(which: torch.Tensor) -> None:
+        """Training error and held-out accuracy of the live seeds marked by ``which``."""
         with torch.no_grad():
-            err = (classify(layers, x).argmax(-1) != y).double().mean(dim=1).cpu()
-            acc = (classify(layers, x_test).argmax(-1) == y_test).double().mean(dim=1).cpu()
-        train_err[which], test_acc[which] = err[which], acc[which]
+            err = (predict(x) != y).double().mean(dim=1).cpu()
+            acc = (predict(x_test) == y_test).double().mean(dim=1).cpu()
+        train_err[live[which]], test_acc[live[which]] = err[which], acc[which]
 
     step = 0
     for epoch in range(p.epochs):
         for idx in minibatches(order[:, epoch], p.batch_size):
+            idx = idx[live.to(device)]
             xb = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
             yb = y.gather(1, idx)
             params = [t.requires_grad_() for t in layers]
@@ -282,17 +332,23 @@ def random_label_fit(
             if step % p.check_every:
                 continue
             with torch.no_grad():
-                wrong = (classify(layers, x).argmax(-1) != y).any(dim=1).cpu()
-            new = ~wrong & ~fitted
-            if new.any():
-                fit_step[new] = float(step)
-                fitted |= new
-                snapshot(new)
-        if bool(fitted.all()):
+                wrong = (predict(x) != y).any(dim=1).cpu()
+            if wrong.all():
+                continue
+            fit_step[live[~wrong]] = float(step)
+            fitted[live[~wrong]] = True
+            snapshot(~wrong)
+            keep = wrong.nonzero().squeeze(1)
+            live = live[keep]
+            keep = keep.to(device)
+            layers, velocity = [t[keep] for t in layers], [v[keep] for v in velocity]
+            x, y, x_test, y_test = x[keep], y[keep], x_test[keep], y_test[keep]
+            if not len(live):
+                break
+        if not len(live):
             break
-    if not bool(fitted.all()):
-        snapshot(~fitted)
-    n_params = sum(t[0].numel() for t in layers)
+    if len(live):
+        snapshot(torch.ones(len(live), dtype=torch.bool))
     return pd.DataFrame({"seed": list(seeds), "n_params": n_params, "changed": changed,
                          "fitted": fitted.double().numpy(),
                          "epochs_to_fit": (fit_step / steps_per_epoch).numpy(),
