@@ -218,6 +218,20 @@ def test_the_pool_kills_only_the_late_cell() -> None:
     assert failed[1] == 300.0 and "limit of 2 s" in failed[2]
 
 
+def test_a_worker_goes_on_while_the_caller_holds_a_result(tmp_path) -> None:
+    """The pool sends a worker its next cell before handing the caller the last one, so a
+    caller busy judging a task (or writing its record) never leaves a worker idle."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    with closing(LocalExecutor(1)) as executor:
+        results = executor.map(Path.touch, [first, second], timeout=60.0)  # a limit: the pool
+        next(results)
+        patience = time.monotonic() + 60.0
+        while not second.exists() and time.monotonic() < patience:
+            time.sleep(0.05)
+        assert second.exists()
+        assert list(results) == [None]
+
+
 def test_an_explicit_thread_count_wins(monkeypatch) -> None:
     monkeypatch.delenv("THEORYBENCH_THREADS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")

@@ -140,14 +140,17 @@ class LocalExecutor:
         idle, self._idle = self._idle, []
         busy: list[_Worker] = []
         done = False
+
+        def start(worker: _Worker) -> None:
+            worker.item = todo.popleft()
+            worker.deadline = float("inf")  # the clock starts with the cell
+            worker.conn.send((fn, worker.item))
+            busy.append(worker)
+
         try:
             while todo or busy:
                 while todo and (idle or len(busy) < self.jobs):
-                    worker = idle.pop() if idle else _Worker(context, env)
-                    worker.item = todo.popleft()
-                    worker.deadline = float("inf")  # the clock starts with the cell
-                    worker.conn.send((fn, worker.item))
-                    busy.append(worker)
+                    start(idle.pop() if idle else _Worker(context, env))
                 soonest = min(w.deadline for w in busy)
                 wait_s = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
                 ready = wait([w.conn for w in busy], timeout=wait_s)
@@ -167,7 +170,12 @@ class LocalExecutor:
                                 worker.deadline = time.monotonic() + limit
                             continue
                         busy.remove(worker)
-                        idle.append(worker)
+                        # the next cell goes out before the caller sees this one: a worker
+                        # never waits while the caller judges a task or writes its record
+                        if todo:
+                            start(worker)
+                        else:
+                            idle.append(worker)
                         yield result
                     elif time.monotonic() >= worker.deadline:
                         busy.remove(worker)
