@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -224,13 +225,11 @@ def check_record(data: Any) -> str | None:
 
 def read_record(path: Path) -> dict[str, Any]:
     """One record file, parsed and checked; ValueError saying why it cannot be used."""
-    try:
-        data = json.loads(decode(read_bytes(path, MAX_RECORD_BYTES)))
+    try:  # orjson: the site reads every record on each build; about twice json's speed
+        data = orjson.loads(decode(read_bytes(path, MAX_RECORD_BYTES)))
     except YAMLInputError as exc:
         raise ValueError(exc.message) from None
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError
+    except ValueError as exc:  # JSONDecodeError (also past orjson's nesting limit of 1024)
         raise ValueError(f"not JSON: {short(str(exc), 120, raw=True)}") from None
     problem = check_record(data)
     if problem:

@@ -41,10 +41,11 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,9 @@ class FigureCache:
     means an unchanged figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1``
     a figure to draw is only noted while the pages render (taken to succeed); :meth:`flush`
     then draws them all in ``jobs`` processes and says whether one came out as a note instead
-    (the pages are then rendered again, with every figure's outcome known).
+    (the pages are then rendered again, with every figure's outcome known). A drawing that can
+    be pickled (a ``functools.partial`` of a module-level function, such as the history
+    figure's) starts at once in a background process, beside the pages still rendering.
     """
 
     def __init__(self, previous: Path, staging: Path, jobs: int = 1) -> None:
@@ -135,7 +138,9 @@ class FigureCache:
             self.old = {}
         self.new: dict[str, str] = {}
         self.pending: dict[str, Callable[[Path], str | None]] = {}
+        self.started: dict[str, Any] = {}  # rel -> AsyncResult of a portable drawing
         self.drawn: dict[str, str | None] = {}  # rel -> note, of figures drawn by flush
+        self._background: Any = None  # the pool drawing portable figures during the render
 
     def draw(self, rel: str, inputs: Any, draw: Callable[[Path], str | None]) -> str | None:
         """Copy ``rel`` from the previous site when its key matches, else ``draw(path)`` (now,
@@ -149,6 +154,13 @@ class FigureCache:
             note = None
         elif rel in self.drawn:
             note = self.drawn[rel]
+        elif self.jobs > 1 and _portable(draw):
+            if rel not in self.started:
+                if self._background is None:
+                    self._background = multiprocessing.get_context("fork").Pool(
+                        max(1, self.jobs - 1))  # the render keeps a core
+                self.started[rel] = self._background.apply_async(_draw_portable, (draw, target))
+            note = None
         elif self.jobs > 1:
             self.pending[rel] = draw
             note = None
@@ -159,23 +171,34 @@ class FigureCache:
         return note
 
     def flush(self) -> bool:
-        """Draw the noted figures in ``jobs`` forked processes; True when one of them gave a
-        note instead of a figure."""
+        """Wait for the figures drawing in the background, then draw the noted ones in
+        ``jobs`` forked processes; True when one of them gave a note instead of a figure."""
         global _DRAWINGS
-        if not self.pending:
-            return False
-        _DRAWINGS = [(draw, self.staging / rel) for rel, draw in self.pending.items()]
-        try:
-            with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
-                notes = pool.map(_draw_noted, range(len(_DRAWINGS)), chunksize=1)
-        finally:
-            _DRAWINGS = []
-        self.drawn.update(zip(self.pending, notes, strict=True))
-        self.pending = {}
+        notes = [result.get() for result in self.started.values()]
+        self.drawn.update(zip(self.started, notes, strict=True))
+        self.started = {}
+        self.close()
+        if self.pending:
+            _DRAWINGS = [(draw, self.staging / rel) for rel, draw in self.pending.items()]
+            try:
+                with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
+                    drawn = pool.map(_draw_noted, range(len(_DRAWINGS)), chunksize=1)
+            finally:
+                _DRAWINGS = []
+            self.drawn.update(zip(self.pending, drawn, strict=True))
+            notes += drawn
+            self.pending = {}
         for rel, note in self.drawn.items():
             if note is not None:
                 self.new.pop(rel, None)
         return any(note is not None for note in notes)
+
+    def close(self) -> None:
+        """Stop the background pool (after :meth:`flush`, or when the build fails)."""
+        if self._background is not None:
+            self._background.terminate()
+            self._background.join()
+            self._background = None
 
     def save(self) -> None:
         (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
@@ -183,6 +206,24 @@ class FigureCache:
 
 _DRAWINGS: list[tuple[Callable[[Path], str | None], Path]] = []
 """The figures :meth:`FigureCache.flush` hands to its forked processes (by index)."""
+
+
+def _portable(draw: Callable[[Path], str | None]) -> bool:
+    """Whether ``draw`` pickles by reference: a ``functools.partial`` of a module-level
+    function."""
+    if not isinstance(draw, partial):
+        return False
+    func = draw.func
+    module = sys.modules.get(getattr(func, "__module__", ""))
+    return module is not None and getattr(module, getattr(func, "__qualname__", ""), None) is func
+
+
+def _draw_portable(draw: Callable[[Path], str | None], path: Path) -> str | None:
+    """Draw a pickled figure in the background pool; a failure becomes the page's note."""
+    try:
+        return draw(path)
+    except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
+        return figures.failure_note(exc)
 
 
 def _draw_noted(i: int) -> str | None:
@@ -527,11 +568,12 @@ def _relative_spec(path: Any) -> str:
     return "/".join(parts[-2:])
 
 
-def _downloads(record: dict[str, Any], table: pd.DataFrame, staging: Path,
+def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
                replications: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Copy the record (and its replications' records) into ``data/`` and write its measurement
-    table as CSV there; the links, relative to the site root."""
-    data = staging / "data"
+    table as CSV there (taken from the previous site when it has it: a record never changes);
+    the links, relative to the site root."""
+    data = cache.staging / "data"
     data.mkdir(exist_ok=True)
     links = []
     for rec, what in [(record, "record")] + [(r, "replication record") for r in replications]:
@@ -545,7 +587,12 @@ def _downloads(record: dict[str, Any], table: pd.DataFrame, staging: Path,
                       "href": f"data/{source.name}"})
         if rec is record and not table.empty:
             csv = data / f"{source.stem}.table.csv"
-            if not csv.exists():
+            previous = cache.previous / "data" / csv.name
+            if csv.exists():
+                pass
+            elif previous.is_file():
+                shutil.copyfile(previous, csv)
+            else:
                 table.to_csv(csv, index=False)
             links.append({"label": f"measurement table, {len(table)} rows (CSV)",
                           "href": f"data/{csv.name}"})
@@ -591,7 +638,7 @@ def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, A
     history = series(runs, task_id, profile)
     history_name = f"{stem}.history.svg"
     history_note = cache.draw(f"{folder}/{history_name}", list(history["run_id"]),
-                              lambda path: figures.history_figure(history, path))
+                              partial(figures.history_figure, history))
     cell_columns, cell_rows = _cell_rows(cells, task_id, profile)
     html = env.get_template("claim.html.j2").render(
         **common, root="../../", record=record, spec=view.fields, spec_note=view.note,
@@ -602,7 +649,7 @@ def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, A
         others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
         n_rows=len(table), statuses=page_statuses or [],
         replications=_replication_rows(record, replicas or []),
-        downloads=_downloads(record, table, cache.staging, replicas or []),
+        downloads=_downloads(record, table, cache, replicas or []),
         controls_all_ok=controls_ok(record))
     target.write_text(html)
     return rel
@@ -795,6 +842,7 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
             pages, notes = _render(records, cache, tasks_root, records_dir)
         _replace(staging, out)
     except BaseException:
+        cache.close()
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Site(out, len(records), pages, skipped + notes)
