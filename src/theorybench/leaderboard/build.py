@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 import pandas as pd
 
 from theorybench.leaderboard import figures
@@ -450,7 +451,8 @@ def measured_content(record: dict[str, Any]) -> str:
     arms' rule results. Two runs that measured the same numbers (a published block run again)
     share their figures, whatever their run ids."""
     content = [record.get("table"), record.get("claim"), record.get("controls")]
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS,
+                                       default=str)).hexdigest()
 
 
 def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
