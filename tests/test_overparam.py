@@ -164,21 +164,17 @@ def test_inverse_step_iterates_approach_the_minimizer() -> None:
     assert rows["log_steps"].tolist()[:1] == [math.log(500)]
 
 
-def test_gd_in_seed_chunks_equals_the_whole_batch(monkeypatch) -> None:
+@pytest.mark.parametrize(("chunk", "run", "params", "n_seeds"), [
+    ("SEED_CHUNK", two_layer_gd_convergence,
+     GDConvergenceParams(width=64, n=8, dim=4, steps=40, record_every=10), 7),
+    ("PREDICT_CHUNK", random_label_fit,
+     RandomLabelsParams(width=32, n_train=40, n_test=50, epochs=3, batch_size=10), 5),
+])
+def test_seed_chunks_equal_the_whole_batch(monkeypatch, chunk, run, params, n_seeds) -> None:
+    """GD convergence (seeds descend in chunks) and random labels (predictions in chunks)."""
     import theorybench.experiments.overparam as overparam
 
-    p = GDConvergenceParams(width=64, n=8, dim=4, steps=40, record_every=10)
-    seeds = tuple(range(7))
-    chunked = two_layer_gd_convergence(p, seeds, CPU)
-    monkeypatch.setattr(overparam, "SEED_CHUNK", len(seeds))
-    pd.testing.assert_frame_equal(chunked, two_layer_gd_convergence(p, seeds, CPU))
-
-
-def test_random_labels_predictions_in_seed_chunks_equal_the_whole_batch(monkeypatch) -> None:
-    import theorybench.experiments.overparam as overparam
-
-    p = RandomLabelsParams(width=32, n_train=40, n_test=50, epochs=3, batch_size=10)
-    seeds = tuple(range(5))
-    chunked = random_label_fit(p, seeds, CPU)
-    monkeypatch.setattr(overparam, "PREDICT_CHUNK", len(seeds))
-    pd.testing.assert_frame_equal(chunked, random_label_fit(p, seeds, CPU))
+    seeds = tuple(range(n_seeds))
+    chunked = run(params, seeds, CPU)
+    monkeypatch.setattr(overparam, chunk, len(seeds))
+    pd.testing.assert_frame_equal(chunked, run(params, seeds, CPU))
