@@ -220,7 +220,8 @@ def _portable(draw: Callable[[Path], str | None]) -> bool:
 
 
 def _draw_portable(draw: Callable[[Path], str | None], path: Path) -> str | None:
-    """Draw a pickled figure in the background pool; a failure becomes the page's note."""
+    """Draw a figure in a pool process; a failure becomes the page's note, as it does when
+    the figure is drawn in place."""
     try:
         return draw(path)
     except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
@@ -228,13 +229,8 @@ def _draw_portable(draw: Callable[[Path], str | None], path: Path) -> str | None
 
 
 def _draw_noted(i: int) -> str | None:
-    """Draw figure ``i`` of :data:`_DRAWINGS`; a failure becomes the page's note, as it does
-    when the figure is drawn in place."""
-    draw, path = _DRAWINGS[i]
-    try:
-        return draw(path)
-    except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
-        return figures.failure_note(exc)
+    """Draw figure ``i`` of :data:`_DRAWINGS` (see :func:`_draw_portable`)."""
+    return _draw_portable(*_DRAWINGS[i])
 
 
 # -- page contexts -------------------------------------------------------------------------------
@@ -590,11 +586,9 @@ def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
         if rec is record and not table.empty:
             csv = data / f"{source.stem}.table.csv"
             previous = cache.previous / "data" / csv.name
-            if csv.exists():
-                pass
-            elif previous.is_file():
+            if not csv.exists() and previous.is_file():
                 shutil.copyfile(previous, csv)
-            else:
+            elif not csv.exists():
                 table.to_csv(csv, index=False)
             links.append({"label": f"measurement table, {len(table)} rows (CSV)",
                           "href": f"data/{csv.name}"})
