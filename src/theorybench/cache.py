@@ -35,10 +35,9 @@ import importlib.util
 import json
 import os
 import pickle
-import platform
 import tempfile
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ import pandas as pd
 
 from theorybench import registry
 from theorybench.paths import project_root
+from theorybench.results import library_versions
 
 ENV_DIR = "THEORYBENCH_CACHE_DIR"
 # Plumbing whose changes cannot change a cell's numbers.
@@ -132,19 +132,6 @@ def source_hash(module: str) -> str:
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def library_versions() -> dict[str, str]:
-    import numpy
-    import sklearn
-    import torch
-
-    import theorybench
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "pandas": pd.__version__,
-            "scikit_learn": sklearn.__version__, "theorybench": theorybench.__version__}
 
 
 def cell_key(kind: str, params: dict[str, Any], seeds: tuple[int, ...],

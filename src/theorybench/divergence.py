@@ -61,21 +61,53 @@ def _numeric(column: pd.Series) -> np.ndarray | None:
     return column.to_numpy(dtype=float)
 
 
-def diverged_mask(cell: pd.DataFrame, column: str) -> np.ndarray:
-    """Rows of one cell whose ``column`` value is diverged (see the module docstring)."""
-    values = _numeric(cell[column])
-    if values is None:
-        return np.zeros(len(cell), dtype=bool)
+def _has_nonfinite(column: pd.Series) -> bool:
+    """Whether a numeric ``column`` holds NaN or ±inf: only such a column can hold a diverged
+    value (every mask below is a subset of its non-finite rows), so the others are skipped."""
+    values = _numeric(column)
+    return values is not None and not np.isfinite(values).all()
+
+
+@dataclass
+class Layout:
+    """Where each row of an arm's table sits: its cell (``code``) and, in a cell whose seeds
+    all have the same number of rows, its (cell, position within its seed) group (``slot``,
+    -1 elsewhere or without a ``seed`` column). Computed once per arm, shared by its columns."""
+
+    code: np.ndarray
+    n_cells: int
+    slot: np.ndarray | None
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> Layout:
+        cells = rows["cell"].to_numpy() if "cell" in rows.columns else np.zeros(len(rows))
+        code, uniques = pd.factorize(cells)
+        if "seed" not in rows.columns:
+            return cls(code, len(uniques), None)
+        groups = pd.DataFrame({"cell": code, "seed": rows["seed"].to_numpy()}).groupby(
+            ["cell", "seed"], sort=False)
+        position = groups.cumcount().to_numpy()
+        even = (groups.size().groupby(level="cell").nunique() == 1).reindex(
+            range(len(uniques)), fill_value=False).to_numpy()[code]
+        slot = np.where(even, code * (int(position.max(initial=0)) + 1) + position, -1)
+        return cls(code, len(uniques), slot)
+
+
+def diverged_mask(values: np.ndarray, layout: Layout) -> np.ndarray:
+    """Rows whose value of one numeric column is diverged (see the module docstring): ±inf;
+    NaN in a cell where the column is NaN throughout; NaN where another seed of the same cell
+    has a value at the same row position."""
     mask = np.isinf(values)
     nan = np.isnan(values)
-    if nan.all():
-        return mask | nan
-    if nan.any() and "seed" in cell.columns:
-        positions = cell.groupby("seed", sort=False).cumcount().to_numpy()
-        sizes = cell.groupby("seed", sort=False).size()
-        if sizes.nunique() == 1:
-            finite_at = pd.Series(~nan).groupby(positions).transform("any").to_numpy()
-            mask |= nan & finite_at
+    if not nan.any():
+        return mask
+    present = (~nan).astype(float)
+    all_nan = np.bincount(layout.code, weights=present, minlength=layout.n_cells) == 0
+    mask |= nan & all_nan[layout.code]
+    if layout.slot is not None:
+        even = layout.slot >= 0
+        seen = np.bincount(layout.slot[even], weights=present[even]) > 0
+        mask[even] |= nan[even] & seen[layout.slot[even]]
     return mask
 
 
@@ -109,16 +141,13 @@ def count(rows: pd.DataFrame, columns: Sequence[str], rules: Sequence[Any] = ())
     read) in one arm's measurement table."""
     seeds = sorted(pd.unique(rows["seed"])) if "seed" in rows.columns else []
     found = Divergence(seeds=len(seeds), rows=len(rows))
-    if rows.empty:
+    present = [c for c in columns if c in rows.columns and _has_nonfinite(rows[c])]
+    if rows.empty or not present:
         return found
-    present = [c for c in columns if c in rows.columns]
     any_row = np.zeros(len(rows), dtype=bool)
-    groups = rows.groupby("cell", sort=False).indices if "cell" in rows.columns else {
-        0: np.arange(len(rows))}
+    layout = Layout.of(rows)
     for column in present:
-        mask = np.zeros(len(rows), dtype=bool)
-        for index in groups.values():
-            mask[index] = diverged_mask(rows.iloc[index], column)
+        mask = diverged_mask(rows[column].to_numpy(dtype=float), layout)
         for rule in rules:
             if getattr(rule, "metric", None) == column:
                 mask |= rule_mask(rows, rule)

@@ -20,6 +20,7 @@ this machine, so ``auto`` resolves here as it would there) and ``close()``.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import time
@@ -82,6 +83,7 @@ def _serve(conn: Connection) -> None:
     """A worker process: run ``fn(item)`` for each pair received until ``None``. It says when
     it starts a cell (after unpickling, which imports torch the first time, and after loading
     the registry's plug-ins), so that the time limit counts the cell only."""
+    settled = False
     while True:
         try:
             job = conn.recv()
@@ -91,6 +93,9 @@ def _serve(conn: Connection) -> None:
             return
         fn, item = job
         registry.load()
+        if not settled:  # torch and the plug-ins, imported: out of every later collection
+            gc.freeze()  # (as in ``__main__``)
+            settled = True
         conn.send(_STARTED)
         conn.send(fn(item))
 

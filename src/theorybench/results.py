@@ -12,7 +12,7 @@ store, :mod:`theorybench.specstore`) and ``adoptions.jsonl`` are not records.
 
 from __future__ import annotations
 
-import json
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -126,9 +127,29 @@ class RunRecord:
         return out
 
 
+def _column_to_json(column: pd.Series) -> list[Any]:
+    """One column's values as :func:`jsonable` gives them, numeric columns without a walk."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy()
+        out = values.astype(object)  # Python int, float and bool
+        if values.dtype.kind in "fc":
+            out[np.isnan(values)] = None
+            out[values == np.inf] = "inf"
+            out[values == -np.inf] = "-inf"
+        return out.tolist()
+    values = column.tolist()
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values
+    return [jsonable(v) for v in values]
+
+
 def table_to_json(table: pd.DataFrame) -> dict[str, Any]:
+    """The measurement table as ``{"columns": [...], "data": [row, ...]}`` of JSON values
+    (:func:`jsonable`'s NaN and infinities)."""
+    columns = [_column_to_json(table.iloc[:, j]) for j in range(table.shape[1])]
     return {"columns": [str(c) for c in table.columns],
-            "data": jsonable(table.to_numpy(dtype=object).tolist())}
+            "data": [list(row) for row in zip(*columns, strict=True)] if columns
+            else [[] for _ in range(len(table))]}
 
 
 def table_from_json(payload: dict[str, Any]) -> pd.DataFrame:
@@ -137,8 +158,14 @@ def table_from_json(payload: dict[str, Any]) -> pd.DataFrame:
 
 
 def git_commit(root: Path | None = None) -> tuple[str | None, bool]:
-    """The checkout's HEAD commit and whether tracked files differ from it."""
-    root = root or project_root()
+    """The checkout's HEAD commit and whether tracked files differ from it, read once per
+    process: the code a process runs is the code it imported, so the first answer is the one
+    every record of a suite run states (and a suite does not pay two ``git`` calls per task)."""
+    return _git_state(root or project_root())
+
+
+@lru_cache(maxsize=4)
+def _git_state(root: Path) -> tuple[str | None, bool]:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True, timeout=10).stdout.strip()
@@ -150,20 +177,25 @@ def git_commit(root: Path | None = None) -> tuple[str | None, bool]:
         return None, False
 
 
-def environment(device_name: str) -> dict[str, Any]:
-    import sklearn
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries a measurement depends on (scikit-learn's read
+    from its metadata: importing it costs half a second)."""
     import torch
 
     import theorybench
 
+    return {"theorybench": theorybench.__version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+            "scikit_learn": importlib.metadata.version("scikit-learn")}
+
+
+def environment(device_name: str) -> dict[str, Any]:
+    import torch
+
     commit, dirty = git_commit()
     return {
-        "theorybench": theorybench.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "scikit_learn": sklearn.__version__,
+        **library_versions(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -190,9 +222,8 @@ def write_record(record: RunRecord, folder: Path | None = None) -> Path:
     final = folder / record_filename(record)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record.to_dict(), handle, separators=(",", ":"), allow_nan=False)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:  # orjson: compact, and no NaN (jsonable's None)
+            handle.write(orjson.dumps(record.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; records are for everyone
         os.link(tmp, final)  # fails if the name exists: a record is never overwritten
     finally:

@@ -12,7 +12,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from sklearn.datasets import load_sample_images
 
 # name -> (photograph, crop centre as fractions of (height, width))
 CROPS: dict[str, tuple[int, float, float]] = {
@@ -25,6 +24,8 @@ CROPS: dict[str, tuple[int, float, float]] = {
 
 @lru_cache(maxsize=1)
 def _photos() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_sample_images  # here: scikit-learn takes ~0.5 s to import
+
     images = load_sample_images().images
     luma = np.array([0.299, 0.587, 0.114])
     return tuple((im.astype(np.float64) @ luma / 255.0) for im in images)
