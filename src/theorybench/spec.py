@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from theorybench import cost
+from theorybench import cost, registry
 from theorybench import spec_checks as checks
 from theorybench.paths import suites_dir, tasks_dir
 from theorybench.registry import get_experiment
@@ -481,11 +481,30 @@ def _check_grids(problems: Problems, spec: TaskSpec, kind: str, path: Path) -> N
                            c_params, c_sweep, f"controls[{i}].override (under profile {name})")
 
 
+_LOADED: dict[tuple[str, bytes, bool, tuple[str, ...]], LoadedTask] = {}
+"""Tasks loaded in this process, by path, file content, ``allow_expensive`` and included
+plug-in folders: a suite run and the site built after it validate each spec once."""
+
+
 def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
     """Read and validate one task file. Raises SpecError carrying every problem found, each
     naming the file and the field. A spec whose estimated cost exceeds a profile's budget
-    (:mod:`theorybench.cost`) is a problem unless ``allow_expensive``."""
+    (:mod:`theorybench.cost`) is a problem unless ``allow_expensive``. A file read before with
+    the same content is not validated again (:data:`_LOADED`)."""
     path = Path(path)
+    try:
+        key = (str(path), read_bytes(path), allow_expensive, registry.included())
+    except YAMLInputError:
+        key = None  # unreadable: _read says why
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    task = _load_task(path, allow_expensive)
+    if key is not None:
+        _LOADED[key] = task
+    return task
+
+
+def _load_task(path: Path, allow_expensive: bool) -> LoadedTask:
     raw, data = _read(path)
     problems = Problems(path)
     for field, msg in checks.texts(data, ""):
