@@ -41,7 +41,7 @@ def bare_env(**extra: str) -> dict[str, str]:
 def theorybench(*args: str, env: dict[str, str]) -> float:
     """Run ``theorybench ARGS`` (this interpreter's package) and return its wall time."""
     start = time.perf_counter()
-    command = [sys.executable, "-c", "from theorybench.cli import app; app()", *args]
+    command = [sys.executable, "-m", "theorybench", *args]  # as the installed command starts
     done = subprocess.run(command, cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start

@@ -3,7 +3,8 @@ runner puts them back in cell order).
 
 * :class:`LocalExecutor` runs cells in this process (``jobs=1``, the fast default) or in a
   pool of ``jobs`` worker processes, kept from one ``map`` to the next until ``close()`` (a
-  suite's tasks share them: a worker imports torch once). With a per-cell time limit it
+  suite's tasks share them), forked from the server of :mod:`theorybench.forkserver`, which
+  imported torch and the plug-ins once (spawned where there is none). With a per-cell time limit it
   always uses worker processes (one is enough for ``jobs=1``), because only a process can be
   stopped part-way: a cell past its limit is killed with its worker, reported through
   ``on_failure``, and a new worker takes the next cell.
@@ -21,17 +22,16 @@ this machine, so ``auto`` resolves here as it would there) and ``close()``.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
-from theorybench import registry
-from theorybench.threads import worker_environment
+from theorybench import forkserver, registry
+from theorybench.threads import environment, worker_environment
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -61,28 +61,17 @@ def timeout_message(timeout: float) -> str:
     return f"cell timed out: it ran longer than its limit of {timeout:g} s"
 
 
-@contextmanager
-def _environment(extra: dict[str, str]):
-    """``os.environ`` with ``extra`` while worker processes start (they copy it)."""
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 _STARTED = "theorybench: cell started"
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, env: dict[str, str]) -> None:
     """A worker process: run ``fn(item)`` for each pair received until ``None``. It says when
     it starts a cell (after unpickling, which imports torch the first time, and after loading
-    the registry's plug-ins), so that the time limit counts the cell only."""
+    the registry's plug-ins), so that the time limit counts the cell only. ``env``: the
+    caller's environment when it started the worker, with the runner's variables (a worker
+    forked from the server would otherwise have the server's)."""
+    os.environ.clear()
+    os.environ.update(env)
     settled = False
     while True:
         try:
@@ -103,8 +92,8 @@ def _serve(conn: Connection) -> None:
 class _Worker:
     def __init__(self, context: Any, env: dict[str, str]) -> None:
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
-        with _environment(env):
+        self.process = context.Process(target=_serve, args=(child, env), daemon=True)
+        with environment(env):
             self.process.start()
         child.close()
         self.item: Any = None
@@ -139,8 +128,8 @@ class LocalExecutor:
 
     def _pool(self, fn: Callable[[In], Out], items: Sequence[In], timeout: Timeout,
               on_failure: FailureFn | None) -> Iterator[Out]:
-        context = multiprocessing.get_context("spawn")
-        env = worker_environment(self.threads)
+        context = forkserver.context()
+        env = dict(os.environ) | worker_environment(self.threads)
         todo = deque(items)
         idle, self._idle = self._idle, []
         busy: list[_Worker] = []

@@ -42,12 +42,11 @@ import pandas as pd
 import torch
 from pydantic import BaseModel
 
+from theorybench.forkserver import BUILTIN_PACKAGES
+
 ENTRY_POINT_GROUP = "theorybench.plugins"
 INCLUDE_PREFIX = "theorybench_include_"
 """Module names of the plug-in files of ``--include`` folders start with this."""
-BUILTIN_PACKAGES = ("theorybench.verdict.rules", "theorybench.methods", "theorybench.experiments",
-                    "theorybench.data")
-"""Packages whose every module is a plug-in module of the installed package."""
 
 ExperimentFn = Callable[[Any, Sequence[int], torch.device], pd.DataFrame]
 

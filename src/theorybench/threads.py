@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,19 @@ def worker_environment(threads: int | None = None) -> dict[str, str]:
     if threads is not None:
         env[ENV_THREADS] = str(threads)
     return env
+
+
+@contextmanager
+def environment(extra: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``extra`` while worker processes (or the server they are forked from)
+    start: they copy it."""
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
