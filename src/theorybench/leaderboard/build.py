@@ -34,6 +34,7 @@ An existing folder is replaced only when it holds a theorybench site.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
@@ -44,7 +45,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ from theorybench.status import (
 from theorybench.threads import available_cores
 
 MARKER = ".theorybench-site"
+MEASURED = "_measured"  # what a claim page noted of its record's table, in the record's summary
 HERE = Path(__file__).resolve().parent
 STRIP_LENGTH = 12
 DEFAULT_PROFILE = "smoke"
@@ -426,15 +428,47 @@ def measured_content(record: dict[str, Any]) -> str:
                                        default=str)).hexdigest()
 
 
-def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
+class PageTable:
+    """A claim page's measurement table. What the page shows of it (row count, arms, the hash
+    of :func:`measured_content`, the note when it cannot be read) is noted in the record's
+    summary once; the table itself, and the whole record with it, is read on first use (to draw
+    a figure, rank values or write the CSV)."""
+
+    def __init__(self, record: dict[str, Any], summaries: Summaries) -> None:
+        self.record, self.summaries = record, summaries
+
+    @cached_property
+    def loaded(self) -> tuple[dict[str, Any], pd.DataFrame, str | None]:
+        """The whole record, its table and the note when the table cannot be read."""
+        whole = self.summaries.full(self.record)
+        return (whole, *_table(whole))
+
+    def table(self) -> pd.DataFrame:
+        return self.loaded[1]
+
+    @cached_property
+    def facts(self) -> dict[str, Any]:
+        known = self.record.get(MEASURED)
+        if isinstance(known, dict):
+            return known
+        whole, table, note = self.loaded
+        facts = {"rows": len(table), "empty": table.empty, "note": note,
+                 "arms": sorted(set(table["arm"].astype(str))) if "arm" in table.columns else [],
+                 "content": measured_content(whole)}
+        if whole is not self.record:  # the whole record was read
+            self.summaries.note(self.record, MEASURED, facts)
+        return facts
+
+
+def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
                  cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
                                                                    str | None]:
     """One block per claim rule: the rule in words, each arm's result, the figure the rule
     draws (shared by rules whose figures have the same key) and the tables it adds."""
     arms = [record["claim"], *(record.get("controls") or [])]
-    content = measured_content(record)
+    content = page.facts["content"]
     arm_names = [str(a.get("name")) for a in arms]
-    present = set(table["arm"].astype(str)) if "arm" in table.columns else set()
+    present = set(page.facts["arms"])
     plotted = [a for a in arm_names if a in present]
     fields_list, words, note = _rule_fields(view, record)
     references = _references(view)
@@ -453,7 +487,7 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
         entry = rule_entry(kind)
         figure = getattr(entry, "figure", None)
         name = f"{stem}.rule{i}.svg"
-        request = figures.FigureRequest(table, rule, plotted, references,
+        request = figures.FigureRequest(page.table, rule, plotted, references,
                                          cache.staging / folder / name, index=i)
         shared: list[RuleBlock] = []
 
@@ -541,7 +575,7 @@ def _relative_spec(path: Any) -> str:
     return "/".join(parts[-2:])
 
 
-def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
+def _downloads(record: dict[str, Any], page: PageTable, cache: FigureCache,
                replications: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Copy the record (and its replications' records) into ``data/`` and write its measurement
     table as CSV there (taken from the previous site when it has it: a record never changes);
@@ -560,14 +594,14 @@ def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
             shutil.copyfile(source, target)
         links.append({"label": f"{what} {str(rec.get('run_id'))[:12]} (JSON)",
                       "href": f"data/{source.name}"})
-        if rec is record and not table.empty:
+        if rec is record and not page.facts["empty"]:
             csv = data / f"{source.stem}.table.csv"
             previous = cache.previous / "data" / csv.name
             if not csv.exists() and previous.is_file():
                 _reuse(previous, csv)
             elif not csv.exists():
-                table.to_csv(csv, index=False)
-            links.append({"label": f"measurement table, {len(table)} rows (CSV)",
+                page.table().to_csv(csv, index=False)
+            links.append({"label": f"measurement table, {page.facts['rows']} rows (CSV)",
                           "href": f"data/{csv.name}"})
     return links
 
@@ -596,33 +630,33 @@ def _unique(values: Iterable[str]) -> list[str]:
 
 
 def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, Any],
-                view: SpecView, history: pd.DataFrame, history_rows: list[dict[str, Any]],
-                cells: pd.DataFrame, profiles: list[str], common: dict[str, Any],
-                page_statuses: list[str] | None = None,
+                summaries: Summaries, view: SpecView, history: pd.DataFrame,
+                history_rows: list[dict[str, Any]], cells: pd.DataFrame, profiles: list[str],
+                common: dict[str, Any], page_statuses: list[str] | None = None,
                 replicas: list[dict[str, Any]] | None = None) -> str:
-    """Write the claim page of ``record`` (a whole record) with its series' ``history`` (runs,
-    also as ``history_rows``) and ``cells`` (cell timings); its path, relative to the site
-    root."""
+    """Write the claim page of ``record`` (a summary of :meth:`Summaries.read`) with its series'
+    ``history`` (runs, also as ``history_rows``) and ``cells`` (cell timings); its path,
+    relative to the site root."""
     task_id, profile = str(record["task_id"]), str(record["profile"])
     rel = page_path(task_id, profile)
     target = cache.staging / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     folder, stem = str(Path(rel).parent), Path(rel).name.removesuffix(".html")
-    table, table_note = _table(record)
-    blocks, rules_note = _rule_blocks(record, view, table, cache, folder, stem)
+    page = PageTable(record, summaries)
+    blocks, rules_note = _rule_blocks(record, view, page, cache, folder, stem)
     history_name = f"{stem}.history.svg"
     history_note = figures.history_figure(history, cache.staging / folder / history_name)
     cell_columns, cell_rows = _cell_rows(cells)
     html = env.get_template("claim.html.j2").render(
         **common, root="../../", record=record, spec=view.fields, spec_note=view.note,
-        table_note=table_note, rules_note=rules_note, blocks=blocks,
+        table_note=page.facts["note"], rules_note=rules_note, blocks=blocks,
         controls=_controls(record, view), history=history_rows[::-1],
         history_figure=None if history_note else history_name, history_note=history_note,
         cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, view),
         others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
-        n_rows=len(table), statuses=page_statuses or [],
+        n_rows=page.facts["rows"], statuses=page_statuses or [],
         replications=_replication_rows(record, replicas or []),
-        downloads=_downloads(record, table, cache, replicas or []),
+        downloads=_downloads(record, page, cache, replicas or []),
         controls_all_ok=controls_ok(record))
     target.write_text(html)
     return rel
@@ -791,6 +825,25 @@ def _check_target(out: Path) -> None:
                         "choose an empty or new folder")
 
 
+def _read_records(records_dir: Path, out: Path,
+                  skipped: list[str]) -> tuple[Summaries, list[dict[str, Any]]]:
+    """The records' summaries (:class:`Summaries` of the site ``out``), read with Python's
+    cyclic garbage collector paused and then frozen (:func:`gc.freeze`, until
+    :func:`build_site` ends): hundreds of thousands of small objects, all kept, in a large heap
+    (in ``theorybench run``, torch and every plug-in), that the collections the build triggers
+    would otherwise scan again and again, to free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        summaries = Summaries(out)
+        records = load_records(records_dir, skipped, read=summaries.read)
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+    return summaries, records
+
+
 def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
                tasks_root: Path | None = None) -> Site:
     """Render the site from every record under ``records_dir`` (default ``results/runs``)
@@ -802,31 +855,33 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     out = given.parent.resolve() / given.name  # the link itself, not where it points
     tasks_root = tasks_root or tasks_dir()
     _check_target(out)
-    summaries = Summaries(out)
-    records = load_records(records_dir, skipped, read=summaries.read)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out, keep=_current(out))
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
-    jobs = available_cores() if "fork" in multiprocessing.get_all_start_methods() else 1
-    cache = FigureCache(out, staging, jobs)
     try:
-        pages, notes = _render(records, summaries.full, cache, tasks_root, records_dir)
-        if cache.flush():  # a figure became a note: the pages that show it say so
-            pages, notes = _render(records, summaries.full, cache, tasks_root, records_dir)
-        summaries.save(staging)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        summaries, records = _read_records(records_dir, out, skipped)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(out, keep=_current(out))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-",
+                                        dir=out.parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
+        jobs = available_cores() if "fork" in multiprocessing.get_all_start_methods() else 1
+        cache = FigureCache(out, staging, jobs)
+        try:
+            pages, notes = _render(records, summaries, cache, tasks_root, records_dir)
+            if cache.flush():  # a figure became a note: the pages that show it say so
+                pages, notes = _render(records, summaries, cache, tasks_root, records_dir)
+            summaries.save(staging)
+            _replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        gc.unfreeze()
     return Site(out, len(records), pages, skipped + notes)
 
 
-def _render(records: list[dict[str, Any]], full: Callable[[dict[str, Any]], dict[str, Any]],
-            cache: FigureCache, tasks_root: Path, records_dir: Path) -> tuple[list[str],
-                                                                              list[str]]:
-    """Write every page from ``records`` (summaries; ``full`` gives a claim page's whole
-    record); the pages' paths and the notes on what could not be shown."""
+def _render(records: list[dict[str, Any]], summaries: Summaries, cache: FigureCache,
+            tasks_root: Path, records_dir: Path) -> tuple[list[str], list[str]]:
+    """Write every page from ``records`` (read by ``summaries``); the pages' paths and the notes
+    on what could not be shown."""
     env, staging = environment(), cache.staging
     # Rows, pages and history come from runs of the published block; pilots and replications
     # only feed the replication status.
@@ -864,7 +919,7 @@ def _render(records: list[dict[str, Any]], full: Callable[[dict[str, Any]], dict
         replication = replication_of(record, all_records) if published else None
         row_statuses = statuses(record, published is not None, replication)
         key = (task_id, profile)
-        rel = _claim_page(env, cache, full(record), view, histories[key], rows_of[key],
+        rel = _claim_page(env, cache, record, summaries, view, histories[key], rows_of[key],
                           cells_of.get(key, cells.iloc[:0]), profiles_of[task_id], common,
                           row_statuses, _replicas(record, all_records))
         pages.append(rel)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -103,12 +104,13 @@ Drawing = Callable[[Path], "str | None"]
 
 @dataclass
 class FigureRequest:
-    """What a rule's ``figure`` function gets: the record's measurement ``table``, the ``rule``
+    """What a rule's ``figure`` function gets: the record's measurement ``table`` (read by
+    ``load`` on first use: a figure taken from the previous build needs no table), the ``rule``
     (fields, each arm's result, row filters), the ``arms`` present in the table, the paper's
     ``references``, the ``path`` of the SVG to write and the rule's ``index`` on the page. The
     function may set ``caption`` and ``rankings``."""
 
-    table: pd.DataFrame
+    load: Callable[[], pd.DataFrame]
     rule: PlotRule
     arms: list[str]
     references: list[Reference]
@@ -117,6 +119,10 @@ class FigureRequest:
     caption: str = ""
     rankings: list[Ranking] = field(default_factory=list)
     draw_once: Callable[[Any, Drawing], str | None] | None = None
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        return self.load()
 
     def rows_key(self, *names: str) -> list[Any]:
         """A figure key of the rows a figure reads: the metric, the row filters and the rule's

@@ -4,8 +4,9 @@ A build reads every record but shows most of them only as history: verdicts, eff
 provenance and cell wall times, never their measurement table, which is most of a record's
 bytes. Each build keeps the :func:`~theorybench.results.summary` of every record it read in the
 site's ``summaries.json``, by file name and size (records are written once and never edited);
-the next build parses only the records it has no summary of, and the full records of the pages
-that show them (:meth:`Summaries.full`).
+the next build parses only the records it has no summary of. A claim page notes in its record's
+summary what it derived from the whole record (:meth:`Summaries.note`), so that it parses the
+record again only when it needs the measurement table itself.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from theorybench.results import read_record, summary
 
 FILE = "summaries.json"
 VERSION = 1
-"""The layout of :data:`FILE` and of a summary: raise it when either changes, so that a build
-reads no summary written by another version."""
+"""The layout of :data:`FILE`, of a summary and of what pages note in it: raise it when one of
+them changes, so that a build reads nothing written by another version."""
 
 
 class Summaries:
@@ -34,6 +35,7 @@ class Summaries:
             old = {}
         self.old: dict[str, Any] = old if isinstance(old, dict) else {}
         self.new: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, str] = {}  # a record file's path -> its key in ``new``
 
     def read(self, path: Path) -> dict[str, Any]:
         """The summary of the record file ``path``: the previous build's when it had this file
@@ -46,7 +48,7 @@ class Summaries:
         found = self.old.get(key)
         kept = found if isinstance(found, dict) else summary(read_record(path))
         if key:
-            self.new[key] = kept
+            self.new[key], self.keys[str(path)] = kept, key
         return dict(kept)  # the caller adds its ``_path``; the kept summary stays without it
 
     @staticmethod
@@ -59,6 +61,13 @@ class Summaries:
             return record
         data["_path"] = record["_path"]
         return data
+
+    def note(self, record: dict[str, Any], name: str, value: Any) -> None:
+        """Keep ``value`` as ``name`` in the summary of ``record`` (read by :meth:`read` in this
+        build), where the next build finds it."""
+        key = self.keys.get(str(record.get("_path")))
+        if key is not None:
+            self.new[key] = self.new[key] | {name: value}
 
     def save(self, folder: Path) -> None:
         """Write this build's summaries into the site ``folder``."""
