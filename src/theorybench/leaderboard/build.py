@@ -473,6 +473,7 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
     fields_list, words, note = _rule_fields(view, record)
     references = _references(view)
     drawn: dict[str, RuleBlock] = {}
+    means: dict[str, pd.DataFrame] = {}  # shared by the page's rules
     blocks = []
     for i, (fields, text) in enumerate(zip(fields_list, words, strict=True)):
         kind, metric = str(fields.get("rule")), str(fields.get("metric"))
@@ -488,7 +489,7 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
         figure = getattr(entry, "figure", None)
         name = f"{stem}.rule{i}.svg"
         request = figures.FigureRequest(page.table, rule, plotted, references,
-                                         cache.staging / folder / name, index=i)
+                                         cache.staging / folder / name, index=i, means=means)
         shared: list[RuleBlock] = []
 
         def once(key: Any, drawing: figures.Drawing, block: RuleBlock = block, name: str = name,

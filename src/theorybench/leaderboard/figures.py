@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 
 import matplotlib
 import numpy as np
+import orjson
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
@@ -108,7 +109,8 @@ class FigureRequest:
     ``load`` on first use: a figure taken from the previous build needs no table), the ``rule``
     (fields, each arm's result, row filters), the ``arms`` present in the table, the paper's
     ``references``, the ``path`` of the SVG to write and the rule's ``index`` on the page. The
-    function may set ``caption`` and ``rankings``."""
+    function may set ``caption`` and ``rankings``. The requests of one page share ``means``
+    (:meth:`group_means` by arm, column and row filter)."""
 
     load: Callable[[], pd.DataFrame]
     rule: PlotRule
@@ -119,10 +121,21 @@ class FigureRequest:
     caption: str = ""
     rankings: list[Ranking] = field(default_factory=list)
     draw_once: Callable[[Any, Drawing], str | None] | None = None
+    means: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @cached_property
     def table(self) -> pd.DataFrame:
         return self.load()
+
+    def group_means(self, arm: str, by: str) -> pd.DataFrame:
+        """:func:`group_means` of the rule's metric per ``by`` in ``arm``'s rows, computed once
+        per page."""
+        where = self.rule.where_of(arm)
+        key = orjson.dumps([arm, self.rule.metric, by, where], option=orjson.OPT_SORT_KEYS,
+                           default=str).decode()
+        if key not in self.means:
+            self.means[key] = group_means(self.table, arm, self.rule.metric, by, where)
+        return self.means[key]
 
     def rows_key(self, *names: str) -> list[Any]:
         """A figure key of the rows a figure reads: the metric, the row filters and the rule's
@@ -298,7 +311,7 @@ def ranking_tables(request: FigureRequest, by: str) -> list[Ranking]:
     rule, rankings = request.rule, []
     for arm in request.arms:
         try:
-            means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
+            means = request.group_means(arm, by)
         except LookupError:
             continue
         rows = [{"rank": j + 1, "value": by_value, "mean": fmt(mean), "sd": fmt(sd), "n": int(n)}
@@ -312,7 +325,7 @@ def ranking_figure(request: FigureRequest, by: str, highlight: set[str]) -> str 
     """Mean metric per value of ``by``, one panel per arm; the values in ``highlight`` blue."""
     rule, panels = request.rule, {}
     for arm in request.arms:
-        means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
+        means = request.group_means(arm, by)
         if not means.empty:
             panels[arm] = means
     if not panels:
