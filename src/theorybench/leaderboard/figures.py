@@ -125,6 +125,7 @@ class FigureRequest:
 
     @cached_property
     def table(self) -> pd.DataFrame:
+        """The record's measurement table, read on first use."""
         return self.load()
 
     def group_means(self, arm: str, by: str) -> pd.DataFrame:
