@@ -241,7 +241,8 @@ def read_record(path: Path) -> dict[str, Any]:
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` without its measurement table, its cells reduced to :data:`SUMMARY_CELL_FIELDS`:
-    what a record's history and timings read, a small part of its bytes."""
+    what the site reads of most records (verdicts, effects, controls, provenance, cell wall
+    times), a small part of their bytes."""
     out = {k: v for k, v in record.items() if k != "table"}
     out["cells"] = [{k: cell[k] for k in SUMMARY_CELL_FIELDS if k in cell}
                     for cell in record.get("cells") or []]

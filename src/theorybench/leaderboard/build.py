@@ -444,10 +444,13 @@ class PageTable:
         return (whole, *_table(whole))
 
     def table(self) -> pd.DataFrame:
+        """The measurement table (read now when it was not yet)."""
         return self.loaded[1]
 
     @cached_property
     def facts(self) -> dict[str, Any]:
+        """``rows``, ``empty``, ``arms``, ``content`` and ``note`` of the table: from the
+        summary when a page noted them before, else from the table (and then noted)."""
         known = self.record.get(MEASURED)
         if isinstance(known, dict):
             return known

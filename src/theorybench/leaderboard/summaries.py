@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 
-from theorybench.results import read_record, summary
+from theorybench.results import SCHEMA_VERSION, read_record, summary
 
 FILE = "summaries.json"
 VERSION = 1
 """The layout of :data:`FILE`, of a summary and of what pages note in it: raise it when one of
-them changes, so that a build reads nothing written by another version."""
+them changes, so that a build reads nothing written by another version (summaries of another
+record schema are not read either)."""
 
 
 class Summaries:
@@ -30,7 +31,8 @@ class Summaries:
     def __init__(self, previous: Path) -> None:
         try:
             data = orjson.loads((previous / FILE).read_bytes())
-            old = data["records"] if data.get("version") == VERSION else {}
+            same = (data.get("version"), data.get("schema")) == (VERSION, SCHEMA_VERSION)
+            old = data["records"] if same else {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             old = {}
         self.old: dict[str, Any] = old if isinstance(old, dict) else {}
@@ -71,4 +73,5 @@ class Summaries:
 
     def save(self, folder: Path) -> None:
         """Write this build's summaries into the site ``folder``."""
-        (folder / FILE).write_bytes(orjson.dumps({"version": VERSION, "records": self.new}))
+        (folder / FILE).write_bytes(orjson.dumps({"version": VERSION, "schema": SCHEMA_VERSION,
+                                                  "records": self.new}))
