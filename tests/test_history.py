@@ -7,13 +7,13 @@ import math
 from typing import Any
 
 from theorybench.leaderboard.history import (
+    by_series,
     cell_history,
     cell_timings,
     commit_label,
     latest_records,
     machine_label,
     runs_frame,
-    series,
     wall_time_by_commit,
 )
 
@@ -45,19 +45,20 @@ RECORDS = [
 
 
 def test_a_verdict_change_is_flagged_against_the_previous_run_of_the_same_series():
-    runs = runs_frame(RECORDS)
-    a = series(runs, "f/a", "smoke")
+    runs = by_series(runs_frame(RECORDS))
+    assert list(runs) == [("f/a", "smoke"), ("f/a", "standard"), ("f/b", "smoke")]
+    a = runs[("f/a", "smoke")]
     assert list(a["verdict"]) == ["holds", "refuted", "refuted", "holds"]
     assert list(a["changed"]) == [False, True, False, True]
     assert list(a["previous_verdict"].fillna("-")) == ["-", "holds", "refuted", "refuted"]
-    assert not series(runs, "f/a", "standard")["changed"].any()  # profiles are separate series
-    assert not series(runs, "f/b", "smoke")["changed"].any()
+    assert not runs[("f/a", "standard")]["changed"].any()  # profiles are separate series
+    assert not runs[("f/b", "smoke")]["changed"].any()
 
 
 def test_losing_a_control_is_a_change_too():
     missed = record("f/a", "holds", 6) | {"controls": [
         {"name": "c", "verdict": "holds", "required_verdict": "refuted"}]}
-    a = series(runs_frame([*RECORDS, missed]), "f/a", "smoke")
+    a = by_series(runs_frame([*RECORDS, missed]))[("f/a", "smoke")]
     assert a["changed"].iloc[-1] and a["status"].iloc[-1] == "holds, control missed"
     assert a["previous_status"].iloc[-1] == "holds"
 
@@ -77,12 +78,12 @@ def test_latest_record_per_task_and_profile():
 def test_cell_timings_and_cell_history():
     cells = cell_timings(RECORDS)
     assert len(cells) == 2 * len(RECORDS)
-    table = cell_history(cells, "f/a", "smoke", last=3)
-    assert table.shape == (2, 3)  # two cells (rows) x the last three runs (columns)
-    assert [p for _, _, p in table.index] == ["depth=2", "depth=4"]
-    assert table.iloc[0].tolist() == [6.0, 5.0, 2.0]
-    assert "8 cores" in table.columns[-1]
-    assert cell_history(cells, "nope", "smoke").empty
+    columns, table = cell_history(by_series(cells)[("f/a", "smoke")], last=3)
+    assert len(columns) == 3  # the last three runs
+    assert [p for _, _, p in table] == ["depth=2", "depth=4"]  # two cells
+    assert table[("claim", 0, "depth=2")] == [6.0, 5.0, 2.0]
+    assert "8 cores" in columns[-1]
+    assert cell_history(cells.iloc[:0]) == ([], {})
 
 
 def test_wall_time_by_commit_keeps_machines_apart():

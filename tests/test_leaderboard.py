@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import yaml
@@ -475,3 +476,59 @@ def test_figures_drawn_side_by_side_equal_those_drawn_in_place(tmp_path, no_task
 
     assert files(parallel) == files(serial)
     assert "no figure:" in (parallel.path / page_path("fam/odd", "smoke")).read_text()
+
+
+def test_history_figure_is_svg_text_with_one_marker_per_run(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from theorybench.leaderboard.history import runs_frame
+
+    records = [make_record(verdict=v, started=f"2026-01-0{i + 1}T00:00:00+00:00", commit=c,
+                           wall_s=w).to_dict()
+               for i, (v, c, w) in enumerate([("holds", EVIL, 3.0), ("refuted", "bbbb", 5.0),
+                                              ("maybe", "cccc", float("nan"))])]
+    path = tmp_path / "history.svg"
+    assert figures.history_figure(runs_frame(records), path) is None
+    root = ET.parse(path).getroot()
+    svg = "{http://www.w3.org/2000/svg}"
+    assert root.tag == f"{svg}svg"
+    assert len([c for c in root.iter(f"{svg}circle") if c.get("class") == "run"]) == 3
+    assert len(root.findall(f"{svg}rect[@width='5']")) == 2  # wall times (one is missing)
+    assert "<script>" not in path.read_text() and "<script>al" in "".join(root.itertext())
+    assert figures.history_figure(runs_frame([]), path) == "no runs"
+
+
+def test_a_rebuild_parses_only_new_records_and_tables_it_needs(tmp_path, no_tasks, monkeypatch):
+    """Records are summarised once; a claim page notes what it shows of its record's table, so
+    a rebuild parses a record again only to draw from its table or write its CSV."""
+    from theorybench.leaderboard import summaries
+
+    runs = write(tmp_path / "runs", make_record(task_id="fam/a"), make_record(task_id="fam/b"),
+                 make_record(task_id="fam/a", started="2026-01-02T00:00:00+00:00"))
+    (runs / "broken.json").write_text("{nope")
+    out = tmp_path / "site"
+    first = build_site(runs, out, no_tasks)
+    kept = orjson.loads((out / summaries.FILE).read_bytes())["records"]
+    assert len(kept) == 3 and all("table" not in s for s in kept.values())
+    assert set(next(iter(kept.values()))["cells"][0]) == {"arm", "index", "params", "wall_s",
+                                                           "error"}
+    read: list[str] = []
+    real = summaries.read_record
+
+    def counting(path):
+        read.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(summaries, "read_record", counting)
+    build_site(runs, out, no_tasks)
+    assert read == ["broken.json"]  # no longer a record, so never summarised
+    read.clear()
+    write(runs, make_record(task_id="fam/b", started="2026-02-01T00:00:00+00:00"))
+    second = build_site(runs, out, no_tasks)
+    new = next(runs.glob("20260201*.json")).name
+    assert sorted(read) == sorted(["broken.json", new, new])  # summarised, then its table
+    assert [n for n in second.notes if "broken.json" in n] == \
+        [n for n in first.notes if "broken.json" in n] != []
+    for task in ("fam/a", "fam/b"):
+        html = (out / page_path(task, "smoke")).read_text()
+        assert "Measurement table: 48 rows" in html and "measurement table, 48 rows (CSV)" in html

@@ -18,6 +18,7 @@ import platform
 import subprocess
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -38,6 +39,7 @@ MAX_RECORD_BYTES = 512 * 1024 * 1024
 TASK_ID_PATTERN = r"^[a-z0-9_-]+/[a-z0-9_-][a-z0-9_.-]*$"
 RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN, max_length=200)]
+SUMMARY_CELL_FIELDS = ("arm", "index", "params", "wall_s", "error")
 
 
 @dataclass
@@ -268,16 +270,27 @@ def read_record(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_records(folder: Path | None = None,
-                 skipped: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every record under ``folder`` (oldest first). A file that cannot be read or is not a
-    valid record is skipped with one message naming it: appended to ``skipped`` when given,
-    else issued as a :class:`RecordSkipped` warning."""
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without its measurement table, its cells reduced to :data:`SUMMARY_CELL_FIELDS`:
+    what the site reads of most records (verdicts, effects, controls, provenance, cell wall
+    times), a small part of their bytes."""
+    out = {k: v for k, v in record.items() if k != "table"}
+    out["cells"] = [{k: cell[k] for k in SUMMARY_CELL_FIELDS if k in cell}
+                    for cell in record.get("cells") or []]
+    return out
+
+
+def load_records(folder: Path | None = None, skipped: list[str] | None = None,
+                 read: Callable[[Path], dict[str, Any]] = read_record) -> list[dict[str, Any]]:
+    """Every record under ``folder`` (oldest first), each read by ``read`` (the whole record, or
+    its :func:`summary`). A file that cannot be read or is not a valid record is skipped with
+    one message naming it: appended to ``skipped`` when given, else issued as a
+    :class:`RecordSkipped` warning."""
     folder = folder or runs_dir()
     records = []
     for path in sorted(folder.glob("*.json")):
         try:
-            data = read_record(path)
+            data = read(path)
         except ValueError as exc:
             message = f"skipped {path}: {exc}"
             if skipped is not None:

@@ -34,6 +34,7 @@ An existing folder is replaced only when it holds a theorybench site.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import inspect
 import json
@@ -41,11 +42,10 @@ import multiprocessing
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,15 @@ import pandas as pd
 
 from theorybench.leaderboard import figures
 from theorybench.leaderboard.history import (
+    by_series,
     cell_history,
     cell_timings,
     controls_ok,
     latest_records,
     runs_frame,
-    series,
     wall_time_by_commit,
 )
+from theorybench.leaderboard.summaries import Summaries
 from theorybench.numbers import as_number, fmt
 from theorybench.paths import runs_dir, site_dir, tasks_dir
 from theorybench.registry import rules
@@ -80,6 +81,7 @@ from theorybench.status import (
 from theorybench.threads import available_cores
 
 MARKER = ".theorybench-site"
+MEASURED = "_measured"  # what a claim page noted of its record's table, in the record's summary
 HERE = Path(__file__).resolve().parent
 STRIP_LENGTH = 12
 DEFAULT_PROFILE = "smoke"
@@ -122,13 +124,11 @@ class FigureCache:
     others side by side.
 
     A figure's key is the hash of the figure code and of the figure's inputs (what was measured
-    (:func:`measured_content`) or the runs shown, rule fields, references), so an unchanged key
-    means an unchanged figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1``
-    a figure to draw is only noted while the pages render (taken to succeed); :meth:`flush`
-    then draws them all in ``jobs`` processes and says whether one came out as a note instead
-    (the pages are then rendered again, with every figure's outcome known). A drawing that can
-    be pickled (a ``functools.partial`` of a module-level function, such as the history
-    figure's) starts at once in a background process, beside the pages still rendering.
+    (:func:`measured_content`), rule fields, references), so an unchanged key means an unchanged
+    figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1`` a figure to draw is
+    only noted while the pages render (taken to succeed); :meth:`flush` then draws them all in
+    ``jobs`` processes and says whether one came out as a note instead (the pages are then
+    rendered again, with every figure's outcome known).
     """
 
     def __init__(self, previous: Path, staging: Path, jobs: int = 1) -> None:
@@ -139,9 +139,7 @@ class FigureCache:
             self.old = {}
         self.new: dict[str, str] = {}
         self.pending: dict[str, Callable[[Path], str | None]] = {}
-        self.started: dict[str, Any] = {}  # rel -> AsyncResult of a portable drawing
         self.drawn: dict[str, str | None] = {}  # rel -> note, of figures drawn by flush
-        self._background: Any = None  # the pool drawing portable figures during the render
 
     def draw(self, rel: str, inputs: Any, draw: Callable[[Path], str | None]) -> str | None:
         """Copy ``rel`` from the previous site when its key matches, else ``draw(path)`` (now,
@@ -151,17 +149,10 @@ class FigureCache:
         target, old = self.staging / rel, self.previous / rel
         if self.old.get(rel) == key and old.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(old, target)
+            _reuse(old, target)
             note = None
         elif rel in self.drawn:
             note = self.drawn[rel]
-        elif self.jobs > 1 and _portable(draw):
-            if rel not in self.started:
-                if self._background is None:
-                    self._background = multiprocessing.get_context("fork").Pool(
-                        max(1, self.jobs - 1))  # the render keeps a core
-                self.started[rel] = self._background.apply_async(_draw_portable, (draw, target))
-            note = None
         elif self.jobs > 1:
             self.pending[rel] = draw
             note = None
@@ -172,65 +163,51 @@ class FigureCache:
         return note
 
     def flush(self) -> bool:
-        """Wait for the figures drawing in the background, then draw the noted ones in
-        ``jobs`` forked processes; True when one of them gave a note instead of a figure."""
+        """Draw the noted figures in ``jobs`` forked processes; True when one of them gave a
+        note instead of a figure."""
         global _DRAWINGS
-        notes = [result.get() for result in self.started.values()]
-        self.drawn.update(zip(self.started, notes, strict=True))
-        self.started = {}
-        self.close()
-        if self.pending:
-            _DRAWINGS = [(draw, self.staging / rel) for rel, draw in self.pending.items()]
-            try:
-                with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
-                    drawn = pool.map(_draw_noted, range(len(_DRAWINGS)), chunksize=1)
-            finally:
-                _DRAWINGS = []
-            self.drawn.update(zip(self.pending, drawn, strict=True))
-            notes += drawn
-            self.pending = {}
+        if not self.pending:
+            return False
+        _DRAWINGS = [(draw, self.staging / rel) for rel, draw in self.pending.items()]
+        try:
+            with multiprocessing.get_context("fork").Pool(self.jobs) as pool:
+                notes = pool.map(_draw_noted, range(len(_DRAWINGS)), chunksize=1)
+        finally:
+            _DRAWINGS = []
+        self.drawn.update(zip(self.pending, notes, strict=True))
+        self.pending = {}
         for rel, note in self.drawn.items():
             if note is not None:
                 self.new.pop(rel, None)
         return any(note is not None for note in notes)
 
-    def close(self) -> None:
-        """Stop the background pool (after :meth:`flush`, or when the build fails)."""
-        if self._background is not None:
-            self._background.terminate()
-            self._background.join()
-            self._background = None
-
     def save(self) -> None:
         (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
+
+
+def _reuse(old: Path, target: Path) -> None:
+    """Put the previous build's file ``old`` at ``target``: a hard link (the previous build is
+    removed after the swap, so nothing is copied), or a copy where links cannot be made. A file
+    already at ``target`` (a page rendered again) is replaced, never written through."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(old, target)
+    except OSError:
+        shutil.copyfile(old, target)
 
 
 _DRAWINGS: list[tuple[Callable[[Path], str | None], Path]] = []
 """The figures :meth:`FigureCache.flush` hands to its forked processes (by index)."""
 
 
-def _portable(draw: Callable[[Path], str | None]) -> bool:
-    """Whether ``draw`` pickles by reference: a ``functools.partial`` of a module-level
-    function."""
-    if not isinstance(draw, partial):
-        return False
-    func = draw.func
-    module = sys.modules.get(getattr(func, "__module__", ""))
-    return module is not None and getattr(module, getattr(func, "__qualname__", ""), None) is func
-
-
-def _draw_portable(draw: Callable[[Path], str | None], path: Path) -> str | None:
-    """Draw a figure in a pool process; a failure becomes the page's note, as it does when
-    the figure is drawn in place."""
+def _draw_noted(i: int) -> str | None:
+    """Draw figure ``i`` of :data:`_DRAWINGS` in a pool process; a failure becomes the page's
+    note, as it does when the figure is drawn in place."""
+    draw, path = _DRAWINGS[i]
     try:
         return draw(path)
     except Exception as exc:  # noqa: BLE001  (an odd table gets a note, never a crashed site)
         return figures.failure_note(exc)
-
-
-def _draw_noted(i: int) -> str | None:
-    """Draw figure ``i`` of :data:`_DRAWINGS` (see :func:`_draw_portable`)."""
-    return _draw_portable(*_DRAWINGS[i])
 
 
 # -- page contexts -------------------------------------------------------------------------------
@@ -451,19 +428,55 @@ def measured_content(record: dict[str, Any]) -> str:
                                        default=str)).hexdigest()
 
 
-def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
+class PageTable:
+    """A claim page's measurement table. What the page shows of it (row count, arms, the hash
+    of :func:`measured_content`, the note when it cannot be read) is noted in the record's
+    summary once; the table itself, and the whole record with it, is read on first use (to draw
+    a figure, rank values or write the CSV)."""
+
+    def __init__(self, record: dict[str, Any], summaries: Summaries) -> None:
+        self.record, self.summaries = record, summaries
+
+    @cached_property
+    def loaded(self) -> tuple[dict[str, Any], pd.DataFrame, str | None]:
+        """The whole record, its table and the note when the table cannot be read."""
+        whole = self.summaries.full(self.record)
+        return (whole, *_table(whole))
+
+    def table(self) -> pd.DataFrame:
+        """The measurement table (read now when it was not yet)."""
+        return self.loaded[1]
+
+    @cached_property
+    def facts(self) -> dict[str, Any]:
+        """``rows``, ``empty``, ``arms``, ``content`` and ``note`` of the table: from the
+        summary when a page noted them before, else from the table (and then noted)."""
+        known = self.record.get(MEASURED)
+        if isinstance(known, dict):
+            return known
+        whole, table, note = self.loaded
+        facts = {"rows": len(table), "empty": table.empty, "note": note,
+                 "arms": sorted(set(table["arm"].astype(str))) if "arm" in table.columns else [],
+                 "content": measured_content(whole)}
+        if whole is not self.record:  # the whole record was read
+            self.summaries.note(self.record, MEASURED, facts)
+        return facts
+
+
+def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
                  cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
                                                                    str | None]:
     """One block per claim rule: the rule in words, each arm's result, the figure the rule
     draws (shared by rules whose figures have the same key) and the tables it adds."""
     arms = [record["claim"], *(record.get("controls") or [])]
-    content = measured_content(record)
+    content = page.facts["content"]
     arm_names = [str(a.get("name")) for a in arms]
-    present = set(table["arm"].astype(str)) if "arm" in table.columns else set()
+    present = set(page.facts["arms"])
     plotted = [a for a in arm_names if a in present]
     fields_list, words, note = _rule_fields(view, record)
     references = _references(view)
     drawn: dict[str, RuleBlock] = {}
+    means: dict[str, pd.DataFrame] = {}  # shared by the page's rules
     blocks = []
     for i, (fields, text) in enumerate(zip(fields_list, words, strict=True)):
         kind, metric = str(fields.get("rule")), str(fields.get("metric"))
@@ -478,8 +491,8 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, table: pd.DataFrame,
         entry = rule_entry(kind)
         figure = getattr(entry, "figure", None)
         name = f"{stem}.rule{i}.svg"
-        request = figures.FigureRequest(table, rule, plotted, references,
-                                         cache.staging / folder / name, index=i)
+        request = figures.FigureRequest(page.table, rule, plotted, references,
+                                         cache.staging / folder / name, index=i, means=means)
         shared: list[RuleBlock] = []
 
         def once(key: Any, drawing: figures.Drawing, block: RuleBlock = block, name: str = name,
@@ -527,11 +540,11 @@ def _controls(record: dict[str, Any], view: SpecView) -> list[ControlRow]:
     return rows
 
 
-def _strip(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{"verdict": r.verdict, "changed": bool(r.changed),
-             "title": f"{r.started} · {r.commit} · {r.status}"
-                      + (f" (was {r.previous_status})" if r.changed else "")}
-            for r in runs.tail(STRIP_LENGTH).itertuples()]
+def _strip(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"verdict": r["verdict"], "changed": bool(r["changed"]),
+             "title": f"{r['started']} · {r['commit']} · {r['status']}"
+                      + (f" (was {r['previous_status']})" if r["changed"] else "")}
+            for r in runs[-STRIP_LENGTH:]]
 
 
 def _provenance(record: dict[str, Any], view: SpecView) -> list[tuple[str, str]]:
@@ -566,7 +579,7 @@ def _relative_spec(path: Any) -> str:
     return "/".join(parts[-2:])
 
 
-def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
+def _downloads(record: dict[str, Any], page: PageTable, cache: FigureCache,
                replications: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Copy the record (and its replications' records) into ``data/`` and write its measurement
     table as CSV there (taken from the previous site when it has it: a record never changes);
@@ -578,30 +591,30 @@ def _downloads(record: dict[str, Any], table: pd.DataFrame, cache: FigureCache,
         source = Path(str(rec.get("_path", "")))
         if not source.is_file():
             continue
-        target = data / source.name
-        if not target.exists():
+        target, previous = data / source.name, cache.previous / "data" / source.name
+        if not target.exists() and previous.is_file():
+            _reuse(previous, target)
+        elif not target.exists():
             shutil.copyfile(source, target)
         links.append({"label": f"{what} {str(rec.get('run_id'))[:12]} (JSON)",
                       "href": f"data/{source.name}"})
-        if rec is record and not table.empty:
+        if rec is record and not page.facts["empty"]:
             csv = data / f"{source.stem}.table.csv"
             previous = cache.previous / "data" / csv.name
             if not csv.exists() and previous.is_file():
-                shutil.copyfile(previous, csv)
+                _reuse(previous, csv)
             elif not csv.exists():
-                table.to_csv(csv, index=False)
-            links.append({"label": f"measurement table, {len(table)} rows (CSV)",
+                page.table().to_csv(csv, index=False)
+            links.append({"label": f"measurement table, {page.facts['rows']} rows (CSV)",
                           "href": f"data/{csv.name}"})
     return links
 
 
-def _cell_rows(cells: pd.DataFrame, task_id: str, profile: str) -> tuple[list[str], list[dict]]:
-    table = cell_history(cells, task_id, profile)
-    if table.empty:
-        return [], []
-    rows = [{"arm": arm, "cell": cell, "point": point, "values": [fmt(v) for v in values]}
-            for (arm, cell, point), values in zip(table.index, table.to_numpy(), strict=True)]
-    return [str(c) for c in table.columns], rows
+def _cell_rows(cells: pd.DataFrame) -> tuple[list[str], list[dict]]:
+    columns, table = cell_history(cells)
+    return columns, [{"arm": arm, "cell": cell, "point": point,
+                      "values": [fmt(v) for v in values]}
+                     for (arm, cell, point), values in table.items()]
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -621,37 +634,39 @@ def _unique(values: Iterable[str]) -> list[str]:
 
 
 def _claim_page(env: jinja2.Environment, cache: FigureCache, record: dict[str, Any],
-                view: SpecView, runs: pd.DataFrame, cells: pd.DataFrame, profiles: list[str],
+                summaries: Summaries, view: SpecView, history: pd.DataFrame,
+                history_rows: list[dict[str, Any]], cells: pd.DataFrame, profiles: list[str],
                 common: dict[str, Any], page_statuses: list[str] | None = None,
                 replicas: list[dict[str, Any]] | None = None) -> str:
+    """Write the claim page of ``record`` (a summary of :meth:`Summaries.read`) with its series'
+    ``history`` (runs, also as ``history_rows``) and ``cells`` (cell timings); its path,
+    relative to the site root."""
     task_id, profile = str(record["task_id"]), str(record["profile"])
     rel = page_path(task_id, profile)
     target = cache.staging / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     folder, stem = str(Path(rel).parent), Path(rel).name.removesuffix(".html")
-    table, table_note = _table(record)
-    blocks, rules_note = _rule_blocks(record, view, table, cache, folder, stem)
-    history = series(runs, task_id, profile)
+    page = PageTable(record, summaries)
+    blocks, rules_note = _rule_blocks(record, view, page, cache, folder, stem)
     history_name = f"{stem}.history.svg"
-    history_note = cache.draw(f"{folder}/{history_name}", list(history["run_id"]),
-                              partial(figures.history_figure, history))
-    cell_columns, cell_rows = _cell_rows(cells, task_id, profile)
+    history_note = figures.history_figure(history, cache.staging / folder / history_name)
+    cell_columns, cell_rows = _cell_rows(cells)
     html = env.get_template("claim.html.j2").render(
         **common, root="../../", record=record, spec=view.fields, spec_note=view.note,
-        table_note=table_note, rules_note=rules_note, blocks=blocks,
-        controls=_controls(record, view), history=history.iloc[::-1].to_dict("records"),
+        table_note=page.facts["note"], rules_note=rules_note, blocks=blocks,
+        controls=_controls(record, view), history=history_rows[::-1],
         history_figure=None if history_note else history_name, history_note=history_note,
         cell_columns=cell_columns, cell_rows=cell_rows, provenance=_provenance(record, view),
         others=[(p, "../../" + page_path(task_id, p)) for p in profiles if p != profile],
-        n_rows=len(table), statuses=page_statuses or [],
+        n_rows=page.facts["rows"], statuses=page_statuses or [],
         replications=_replication_rows(record, replicas or []),
-        downloads=_downloads(record, table, cache, replicas or []),
+        downloads=_downloads(record, page, cache, replicas or []),
         controls_all_ok=controls_ok(record))
     target.write_text(html)
     return rel
 
 
-def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str,
+def _index_row(record: dict[str, Any], history: list[dict[str, Any]], href: str,
                row_statuses: list[str]) -> IndexRow:
     rules = record["claim"].get("rules") or []
     first = headline(record)
@@ -670,7 +685,7 @@ def _index_row(record: dict[str, Any], runs: pd.DataFrame, href: str,
         interval_text=f"[{fmt(first.get('ci_low'))}, {fmt(first.get('ci_high'))}]" if first
         else "", rule_text=rule_text, controls_ok=ok, controls_n=len(controls),
         wall_s=as_number(record.get("wall_s")), started=str(record.get("started")),
-        href=href, strip=_strip(series(runs, str(record["task_id"]), str(record["profile"]))),
+        href=href, strip=_strip(history),
         statuses=row_statuses, out_of_regime=record.get("out_of_regime"),
         decisions=sum(len(a.get("rules") or []) for a in [record["claim"], *controls]))
 
@@ -814,6 +829,25 @@ def _check_target(out: Path) -> None:
                         "choose an empty or new folder")
 
 
+def _read_records(records_dir: Path, out: Path,
+                  skipped: list[str]) -> tuple[Summaries, list[dict[str, Any]]]:
+    """The records' summaries (:class:`Summaries` of the site ``out``), read with Python's
+    cyclic garbage collector paused and then frozen (:func:`gc.freeze`, until
+    :func:`build_site` ends): hundreds of thousands of small objects, all kept, in a large heap
+    (in ``theorybench run``, torch and every plug-in), that the collections the build triggers
+    would otherwise scan again and again, to free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        summaries = Summaries(out)
+        records = load_records(records_dir, skipped, read=summaries.read)
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+    return summaries, records
+
+
 def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
                tasks_root: Path | None = None) -> Site:
     """Render the site from every record under ``records_dir`` (default ``results/runs``)
@@ -821,37 +855,48 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     ``tasks_root`` (default ``tasks/``) when there, else from the spec store."""
     skipped: list[str] = []
     records_dir = records_dir or runs_dir()
-    records = load_records(records_dir, skipped)
     given = Path(out_dir or site_dir())
     out = given.parent.resolve() / given.name  # the link itself, not where it points
     tasks_root = tasks_root or tasks_dir()
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out, keep=_current(out))
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
-    jobs = available_cores() if "fork" in multiprocessing.get_all_start_methods() else 1
-    cache = FigureCache(out, staging, jobs)
     try:
-        pages, notes = _render(records, cache, tasks_root, records_dir)
-        if cache.flush():  # a figure became a note: the pages that show it say so
-            pages, notes = _render(records, cache, tasks_root, records_dir)
-        _replace(staging, out)
-    except BaseException:
-        cache.close()
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        summaries, records = _read_records(records_dir, out, skipped)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(out, keep=_current(out))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-{os.getpid()}-",
+                                        dir=out.parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the site from a web server's user
+        jobs = available_cores() if "fork" in multiprocessing.get_all_start_methods() else 1
+        cache = FigureCache(out, staging, jobs)
+        try:
+            pages, notes = _render(records, summaries, cache, tasks_root, records_dir)
+            if cache.flush():  # a figure became a note: the pages that show it say so
+                pages, notes = _render(records, summaries, cache, tasks_root, records_dir)
+            summaries.save(staging)
+            _replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        gc.unfreeze()
     return Site(out, len(records), pages, skipped + notes)
 
 
-def _render(records: list[dict[str, Any]], cache: FigureCache, tasks_root: Path,
-            records_dir: Path) -> tuple[list[str], list[str]]:
+def _render(records: list[dict[str, Any]], summaries: Summaries, cache: FigureCache,
+            tasks_root: Path, records_dir: Path) -> tuple[list[str], list[str]]:
+    """Write every page from ``records`` (read by ``summaries``); the pages' paths and the notes
+    on what could not be shown."""
     env, staging = environment(), cache.staging
     # Rows, pages and history come from runs of the published block; pilots and replications
     # only feed the replication status.
     all_records, records = records, [r for r in records if record_purpose(r) == "published"]
     by_id = {str(r.get("run_id")): r for r in records}
     runs, cells = runs_frame(records), cell_timings(records)
+    histories, cells_of = by_series(runs), by_series(cells)
+    run_rows = runs.to_dict("records")
+    rows_of: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in run_rows:
+        rows_of.setdefault((row["task_id"], row["profile"]), []).append(row)
     latest = latest_records(records)
     profiles_of: dict[str, list[str]] = {}
     for task_id, profile in latest:
@@ -877,10 +922,12 @@ def _render(records: list[dict[str, Any]], cache: FigureCache, tasks_root: Path,
         views[task_id] = view
         replication = replication_of(record, all_records) if published else None
         row_statuses = statuses(record, published is not None, replication)
-        rel = _claim_page(env, cache, record, view, runs, cells, profiles_of[task_id], common,
+        key = (task_id, profile)
+        rel = _claim_page(env, cache, record, summaries, view, histories[key], rows_of[key],
+                          cells_of.get(key, cells.iloc[:0]), profiles_of[task_id], common,
                           row_statuses, _replicas(record, all_records))
         pages.append(rel)
-        rows.append(_index_row(record, runs, rel, row_statuses))
+        rows.append(_index_row(record, rows_of[key], rel, row_statuses))
         if published is not None:
             shown.setdefault(profile, []).append(record)
     listed = set(latest)
@@ -914,8 +961,8 @@ def _render(records: list[dict[str, Any]], cache: FigureCache, tasks_root: Path,
             **common, root="", columns=CALIBRATION_COLUMNS, rows=calibration))
     by_commit = wall_time_by_commit(runs)
     (staging / "history.html").write_text(env.get_template("history.html.j2").render(
-        **common, root="", runs=runs.iloc[::-1].to_dict("records"),
-        changes=runs[runs["changed"]].iloc[::-1].to_dict("records"),
+        **common, root="", runs=run_rows[::-1],
+        changes=[r for r in reversed(run_rows) if r["changed"]],
         commit_columns=[str(c) for c in by_commit.columns],
         commit_rows=[{"task_id": t, "profile": p, "values": [fmt(v) for v in values]}
                      for (t, p), values in zip(by_commit.index, by_commit.to_numpy(),

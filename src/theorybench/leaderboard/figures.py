@@ -16,21 +16,25 @@ figures have the same key share one figure. The helpers here know no rule by nam
 * :func:`values_figure`: each arm's per-seed values, and the rule's estimate with its interval
   when the rule says it is in the metric's units, against the claimed value;
 * :func:`history_figure`: the effect with its interval, coloured by verdict, and the wall time
-  of each run.
+  of each run, written as SVG text (it changes with every run, so it is drawn on every build).
 
-Figures are ``matplotlib.figure.Figure`` objects written as SVG (no pyplot, no global backend):
-a strange table never stops the site, it gets a note.
+The other figures are ``matplotlib.figure.Figure`` objects written as SVG (no pyplot, no global
+backend): a strange table never stops the site, it gets a note.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import matplotlib
 import numpy as np
+import orjson
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
@@ -101,12 +105,14 @@ Drawing = Callable[[Path], "str | None"]
 
 @dataclass
 class FigureRequest:
-    """What a rule's ``figure`` function gets: the record's measurement ``table``, the ``rule``
+    """What a rule's ``figure`` function gets: the record's measurement ``table`` (read by
+    ``load`` on first use: a figure taken from the previous build needs no table), the ``rule``
     (fields, each arm's result, row filters), the ``arms`` present in the table, the paper's
     ``references``, the ``path`` of the SVG to write and the rule's ``index`` on the page. The
-    function may set ``caption`` and ``rankings``."""
+    function may set ``caption`` and ``rankings``. The requests of one page share ``means``
+    (:meth:`group_means` by arm, column and row filter)."""
 
-    table: pd.DataFrame
+    load: Callable[[], pd.DataFrame]
     rule: PlotRule
     arms: list[str]
     references: list[Reference]
@@ -115,6 +121,22 @@ class FigureRequest:
     caption: str = ""
     rankings: list[Ranking] = field(default_factory=list)
     draw_once: Callable[[Any, Drawing], str | None] | None = None
+    means: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """The record's measurement table, read on first use."""
+        return self.load()
+
+    def group_means(self, arm: str, by: str) -> pd.DataFrame:
+        """:func:`group_means` of the rule's metric per ``by`` in ``arm``'s rows, computed once
+        per page."""
+        where = self.rule.where_of(arm)
+        key = orjson.dumps([arm, self.rule.metric, by, where], option=orjson.OPT_SORT_KEYS,
+                           default=str).decode()
+        if key not in self.means:
+            self.means[key] = group_means(self.table, arm, self.rule.metric, by, where)
+        return self.means[key]
 
     def rows_key(self, *names: str) -> list[Any]:
         """A figure key of the rows a figure reads: the metric, the row filters and the rule's
@@ -163,15 +185,24 @@ def level_curve(table: pd.DataFrame, arm: str, metric: str, along: str,
 def group_means(table: pd.DataFrame, arm: str, metric: str, by: str,
                 where: dict[str, Any]) -> pd.DataFrame:
     """Per value of ``by``: mean over seeds of each seed's mean ``metric``, the standard
-    deviation over seeds and the number of seeds, best (lowest) first."""
+    deviation over seeds and the number of seeds, best (lowest) first. Summed in plain Python
+    (``math.fsum``, exact): the tables are small and every build ranks them again."""
     rows = _filtered(table, arm, where, metric, by)
-    frame = pd.DataFrame({"seed": rows["seed"], "by": rows[by].astype(str),
-                          "y": _numeric(rows[metric])}).dropna()
-    per_seed = frame.groupby(["by", "seed"])["y"].mean()
-    grouped = per_seed.groupby(level="by")
-    means = pd.DataFrame({"mean": grouped.mean(), "sd": grouped.std(ddof=1),
-                          "n": grouped.count()}).reset_index()
-    return means.fillna({"sd": 0.0}).sort_values("mean", kind="stable").reset_index(drop=True)
+    y = _numeric(rows[metric])
+    kept = (y.notna() & rows["seed"].notna()).to_numpy()
+    per_seed: dict[str, dict[Any, list[float]]] = {}
+    for value, seed, v, keep in zip(rows[by].astype(str).tolist(), rows["seed"].tolist(),
+                                    y.tolist(), kept, strict=True):
+        if keep:
+            per_seed.setdefault(value, {}).setdefault(seed, []).append(float(v))
+    stats = []
+    for value in sorted(per_seed):
+        means = [math.fsum(ys) / len(ys) for ys in per_seed[value].values()]
+        mean = math.fsum(means) / len(means)
+        spread = math.fsum((m - mean) ** 2 for m in means) / max(len(means) - 1, 1)
+        stats.append((value, mean, math.sqrt(spread), len(means)))
+    stats.sort(key=lambda s: s[1])  # stable: equal means keep the order of their values
+    return pd.DataFrame(stats, columns=["by", "mean", "sd", "n"])
 
 
 def _palette(arms: list[str]) -> dict[str, Any]:
@@ -281,11 +312,12 @@ def ranking_tables(request: FigureRequest, by: str) -> list[Ranking]:
     rule, rankings = request.rule, []
     for arm in request.arms:
         try:
-            means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
+            means = request.group_means(arm, by)
         except LookupError:
             continue
-        rows = [{"rank": j + 1, "value": r.by, "mean": fmt(r.mean), "sd": fmt(r.sd),
-                 "n": int(r.n)} for j, r in enumerate(means.itertuples())]
+        rows = [{"rank": j + 1, "value": by_value, "mean": fmt(mean), "sd": fmt(sd), "n": int(n)}
+                for j, (by_value, mean, sd, n) in enumerate(zip(
+                    *(means[c] for c in ("by", "mean", "sd", "n")), strict=True))]
         rankings.append(Ranking(arm, by, rule.metric, rows))
     return rankings
 
@@ -294,7 +326,7 @@ def ranking_figure(request: FigureRequest, by: str, highlight: set[str]) -> str 
     """Mean metric per value of ``by``, one panel per arm; the values in ``highlight`` blue."""
     rule, panels = request.rule, {}
     for arm in request.arms:
-        means = group_means(request.table, arm, rule.metric, by, rule.where_of(arm))
+        means = request.group_means(arm, by)
         if not means.empty:
             panels[arm] = means
     if not panels:
@@ -384,39 +416,108 @@ def rule_figure(request: FigureRequest, figure: Callable[[FigureRequest], str | 
 
 def history_figure(runs: pd.DataFrame, path: Path) -> str | None:
     """Effect (with interval, coloured by verdict) and wall time of each run, oldest first;
-    dotted lines mark verdict changes."""
+    dotted lines mark verdict changes. Written as SVG text, without matplotlib: a page's history
+    changes with every run, so this figure is drawn on every build and must be cheap."""
     if runs.empty:
         return "no runs"
     try:
-        with matplotlib.rc_context(RC):
-            fig = Figure(figsize=(6.0, 3.8))  # fixed margins: cheaper than a layout engine,
-            fig.subplots_adjust(left=0.11, right=0.98, top=0.92, bottom=0.16, hspace=0.08)
-            top, bottom = fig.subplots(2, 1, sharex=True)  # and the tight box keeps labels in
-            x = np.arange(len(runs))
-            effect = runs["effect"].to_numpy(dtype=float)
-            low = runs["ci_low"].to_numpy(dtype=float)
-            high = runs["ci_high"].to_numpy(dtype=float)
-            top.vlines(x, low, high, color="0.6", lw=1.5)
-            for verdict, color in VERDICT_COLOR.items():
-                chosen = (runs["verdict"] == verdict).to_numpy()
-                if chosen.any():
-                    top.plot(x[chosen], effect[chosen], "o", color=color, label=verdict, ms=6)
-            top.set_ylabel("effect (first rule)")
-            top.legend(fontsize=7, frameon=False, ncols=4, loc="best")
-            bottom.plot(x, runs["wall_s"].to_numpy(dtype=float), "s-", color="0.3", ms=4)
-            bottom.set_ylabel("wall time (s)")
-            bottom.set_ylim(bottom=0)
-            for ax in (top, bottom):
-                ax.grid(True, alpha=0.3)
-                for i in x[runs["changed"].to_numpy(dtype=bool)]:
-                    ax.axvline(i - 0.5, color="#c62828", ls=":", lw=1)
-            labels = [f"{str(s)[:16]}\n{c}" for s, c in zip(runs["started"], runs["commit"],
-                                                             strict=True)]
-            step = max(1, len(x) // 6)
-            bottom.set_xticks(x[::step], labels[::step], fontsize=7)
-            top.set_title("verdict, effect and wall time per run (dotted: verdict changed)",
-                          loc="left")
-            _save(fig, path)
+        svg = _history_svg(runs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg)
     except Exception as exc:  # noqa: BLE001  (history is informative; never fail the site)
         return failure_note(exc)
     return None
+
+
+HISTORY_WIDTH, HISTORY_HEIGHT, HISTORY_LEFT, HISTORY_RIGHT = 600, 380, 66, 590
+CHANGE_LINE = 'stroke="#c62828" stroke-width="1" stroke-dasharray="2,2"'
+OTHER_VERDICT = "#757575"
+
+
+def _history_svg(runs: pd.DataFrame) -> str:
+    """The history figure's SVG: effects with intervals above, wall times below, both against
+    the run's position; a few runs labelled by start time and commit."""
+    n = len(runs)
+    step = (HISTORY_RIGHT - HISTORY_LEFT) / n
+    xs = [HISTORY_LEFT + (i + 0.5) * step for i in range(n)]
+    effect, low, high, wall = (runs[c].to_numpy(dtype=float)
+                               for c in ("effect", "ci_low", "ci_high", "wall_s"))
+    verdicts = [str(v) for v in runs["verdict"]]
+    changes = [HISTORY_LEFT + i * step for i in np.flatnonzero(runs["changed"].to_numpy(bool))]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{HISTORY_WIDTH}" '
+           f'height="{HISTORY_HEIGHT}" viewBox="0 0 {HISTORY_WIDTH} {HISTORY_HEIGHT}" '
+           'font-family="DejaVu Sans, sans-serif" font-size="9">',
+           f'<rect width="{HISTORY_WIDTH}" height="{HISTORY_HEIGHT}" fill="white"/>',
+           f'<text x="{HISTORY_LEFT}" y="14">verdict, effect and wall time per run '
+           "(dotted: verdict changed)</text>"]
+    shown = [v for v in VERDICT_COLOR if v in verdicts]
+    shown += sorted({v for v in verdicts if v not in VERDICT_COLOR})
+    x = HISTORY_LEFT
+    for verdict in shown:
+        out.append(f'<circle cx="{x + 4}" cy="27" r="3.5" fill="{_verdict_color(verdict)}"/>'
+                   f'<text x="{x + 11}" y="30" font-size="8">{escape(verdict)}</text>')
+        x += 20 + 5.5 * len(verdict)
+    y = _panel(out, 40, 170, np.concatenate([effect, low, high]), "effect (first rule)",
+               changes)
+    for xi, e, lo, hi, verdict in zip(xs, effect, low, high, verdicts, strict=True):
+        if not (np.isnan(lo) or np.isnan(hi)):
+            out.append(f'<line x1="{xi:.1f}" x2="{xi:.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" '
+                       'stroke="#999999" stroke-width="1.5"/>')
+        if np.isfinite(e):
+            out.append(f'<circle class="run" cx="{xi:.1f}" cy="{y(e):.1f}" r="3.5" '
+                       f'fill="{_verdict_color(verdict)}"/>')
+    y = _panel(out, 222, 110, np.append(wall, 0.0), "wall time (s)", changes)
+    points = [(xi, y(w)) for xi, w in zip(xs, wall, strict=True) if np.isfinite(w)]
+    out.append('<polyline fill="none" stroke="#4d4d4d" stroke-width="1.2" points="'
+               + " ".join(f"{px:.1f},{py:.1f}" for px, py in points) + '"/>')
+    out += [f'<rect x="{px - 2.5:.1f}" y="{py - 2.5:.1f}" width="5" height="5" fill="#4d4d4d"/>'
+            for px, py in points]
+    every = max(1, n // 6)
+    for i in range(0, n, every):
+        out.append(f'<text x="{xs[i]:.1f}" y="346" font-size="7" text-anchor="middle">'
+                   f"{escape(str(runs['started'].iat[i])[:16])}"
+                   f'<tspan x="{xs[i]:.1f}" dy="9">{escape(str(runs["commit"].iat[i]))}</tspan>'
+                   "</text>")
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _verdict_color(verdict: str) -> str:
+    return VERDICT_COLOR.get(verdict, OTHER_VERDICT)
+
+
+def _panel(out: list[str], top: float, height: float, values: np.ndarray, label: str,
+           changes: list[float]) -> Callable[[float], float]:
+    """Append a panel's frame, grid, y ticks, label and change lines to ``out``; returns the
+    map from a value to its y coordinate (clipped to the panel)."""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+    bottom = top + height
+
+    def y(value: float) -> float:
+        return bottom - (min(max(value, lo), hi) - lo) / (hi - lo) * height
+
+    width = HISTORY_RIGHT - HISTORY_LEFT
+    for tick in _ticks(lo, hi):
+        out.append(f'<line x1="{HISTORY_LEFT}" x2="{HISTORY_RIGHT}" y1="{y(tick):.1f}" '
+                   f'y2="{y(tick):.1f}" stroke="#e0e0e0"/><text x="{HISTORY_LEFT - 4}" '
+                   f'y="{y(tick) + 3:.1f}" text-anchor="end">{tick:g}</text>')
+    out.append(f'<rect x="{HISTORY_LEFT}" y="{top}" width="{width}" height="{height}" '
+               'fill="none" stroke="#333333"/>')
+    middle = top + height / 2
+    out.append(f'<text x="14" y="{middle}" text-anchor="middle" '
+               f'transform="rotate(-90 14 {middle})">{escape(label)}</text>')
+    out += [f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}" {CHANGE_LINE}/>'
+            for x in changes]
+    return y
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round values between ``lo`` and ``hi``, about ``count`` of them."""
+    raw = (hi - lo) / count
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step)
+    return [round(k * step, 12) for k in range(first, math.floor(hi / step) + 1)]

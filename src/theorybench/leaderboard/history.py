@@ -129,26 +129,40 @@ def latest_records(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[
     return dict(sorted(latest.items()))
 
 
-def series(runs: pd.DataFrame, task_id: str, profile: str) -> pd.DataFrame:
-    """The runs of one task under one profile, oldest first."""
-    chosen = runs[(runs["task_id"] == task_id) & (runs["profile"] == profile)]
-    return chosen.reset_index(drop=True)
+def by_series(frame: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """The rows of ``frame`` (runs or cells) of each task and profile, in their order."""
+    return {(str(task_id), str(profile)): rows.reset_index(drop=True)
+            for (task_id, profile), rows in frame.groupby(["task_id", "profile"], sort=False)}
 
 
-def cell_history(cells: pd.DataFrame, task_id: str, profile: str, last: int = 8) -> pd.DataFrame:
-    """Wall time of each cell (rows: arm and swept values) in each of the ``last`` runs
-    (columns, oldest first, labelled by start time, commit and machine)."""
-    chosen = cells[(cells["task_id"] == task_id) & (cells["profile"] == profile)]
-    if chosen.empty:
-        return pd.DataFrame()
-    runs = chosen.drop_duplicates("run_id")[["run_id", "started", "commit", "machine"]]
-    runs = runs.tail(last)
-    chosen = chosen[chosen["run_id"].isin(runs["run_id"])]
-    table = chosen.pivot_table(index=["arm", "cell", "point"], columns="run_id", values="wall_s",
-                               aggfunc="first", sort=False)
-    table = table[[r for r in runs["run_id"] if r in table.columns]]
-    labels = {r.run_id: f"{r.started} · {r.commit} · {r.machine}" for r in runs.itertuples()}
-    return table.rename(columns=labels)
+def cell_history(cells: pd.DataFrame, last: int = 8) -> tuple[list[str],
+                                                            dict[tuple[Any, Any, Any],
+                                                                 list[float]]]:
+    """Wall time of each cell in each of the ``last`` runs of one series' ``cells``: the runs'
+    labels (start time, commit and machine; oldest first) and, per cell (arm, cell index, swept
+    values), its wall time in each run (NaN where it has none). Cells are ordered by arm, then
+    cell index, then swept values, each in order of first appearance. A run or cell without any
+    wall time is left out."""
+    runs = cells.drop_duplicates("run_id").tail(last)
+    keep = set(runs["run_id"])
+    values: dict[tuple[Any, Any, Any], dict[Any, float]] = {}
+    first: tuple[dict[Any, int], ...] = ({}, {}, {})  # per key part: value -> rank
+    columns = ("arm", "cell", "point", "run_id", "wall_s")
+    for arm, cell, point, run_id, wall in zip(*(cells[c].tolist() for c in columns),
+                                              strict=True):
+        if run_id not in keep:
+            continue
+        for ranks, part in zip(first, (arm, cell, point), strict=True):
+            ranks.setdefault(part, len(ranks))
+        if wall == wall:  # NaN is no wall time
+            values.setdefault((arm, cell, point), {}).setdefault(run_id, wall)
+    order = sorted(values, key=lambda k: tuple(r[p] for r, p in zip(first, k, strict=True)))
+    timed = [(run_id, f"{started} · {commit} · {machine}") for run_id, started, commit, machine
+             in zip(*(runs[c].tolist() for c in ("run_id", "started", "commit", "machine")),
+                    strict=True)
+             if any(run_id in v for v in values.values())]
+    return [label for _, label in timed], {
+        cell: [values[cell].get(run_id, float("nan")) for run_id, _ in timed] for cell in order}
 
 
 def wall_time_by_commit(runs: pd.DataFrame, last: int = 10) -> pd.DataFrame:
