@@ -833,9 +833,10 @@ def _read_records(records_dir: Path, out: Path,
                   skipped: list[str]) -> tuple[Summaries, list[dict[str, Any]]]:
     """The records' summaries (:class:`Summaries` of the site ``out``), read with Python's
     cyclic garbage collector paused and then frozen (:func:`gc.freeze`, until
-    :func:`build_site` ends): hundreds of thousands of small objects, all kept, in a large heap
-    (in ``theorybench run``, torch and every plug-in), that the collections the build triggers
-    would otherwise scan again and again, to free nothing."""
+    :func:`build_site` ends; when the caller had frozen objects itself, as the ``theorybench``
+    command does, until the process ends): hundreds of thousands of small objects, all kept,
+    in a large heap (in ``theorybench run``, torch and every plug-in), that the collections
+    the build triggers would otherwise scan again and again, to free nothing."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -859,6 +860,7 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
     out = given.parent.resolve() / given.name  # the link itself, not where it points
     tasks_root = tasks_root or tasks_dir()
     _check_target(out)
+    frozen_before = gc.get_freeze_count()  # a caller's frozen objects stay frozen
     try:
         summaries, records = _read_records(records_dir, out, skipped)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -878,7 +880,8 @@ def build_site(records_dir: Path | None = None, out_dir: Path | None = None,
             shutil.rmtree(staging, ignore_errors=True)
             raise
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
     return Site(out, len(records), pages, skipped + notes)
 
 
