@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from theorybench import registry
 from theorybench.cli import app
+from theorybench.forkserver import BUILTIN_PACKAGES
 
 SRC = Path(registry.__file__).parent
 
@@ -254,7 +255,19 @@ def test_importing_the_registry_imports_no_plugin() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('theorybench')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == "['theorybench', 'theorybench.registry']", out
+    modules = ast.literal_eval(out.strip())
+    assert "theorybench.registry" in modules
+    assert not [m for m in modules if m.startswith(tuple(f"{p}." for p in BUILTIN_PACKAGES))]
+
+
+def test_the_worker_server_starts_before_torch_is_imported() -> None:
+    """The command starts the server cells' workers fork from before its own imports, so that
+    the two import side by side: the module that starts it imports neither torch nor pandas."""
+    code = ("import sys, theorybench.forkserver; "
+            "print(sorted(m for m in ('torch', 'pandas', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]", out
 
 
 def test_importing_the_package_leaves_matplotlib_alone() -> None:

@@ -161,3 +161,31 @@ def test_work_smaller_than_starting_workers_runs_in_process():
     assert _quickest(single, [0.1]) is single
     dask = DaskExecutor(None, 2)
     assert _quickest(dask, [0.1]) is dask
+
+
+def test_a_table_is_stored_column_by_column_as_jsonable_gives_it() -> None:
+    """NaN as null, infinities as strings, numpy scalars and lists in object columns as JSON
+    values; read back, the same table."""
+    import numpy as np
+
+    from theorybench.numbers import jsonable
+    from theorybench.results import table_from_json, table_to_json
+
+    table = pd.DataFrame({
+        "arm": ["claim", "claim", "ctl"], "seed": [1000, 1001, 1002],
+        "x": [0.5, np.nan, np.inf], "y": np.array([-np.inf, 1.0, 2.0], dtype=np.float32),
+        "ok": [True, False, True], "misc": [np.float64(2.0), [1, np.nan], None]})
+    stored = table_to_json(table)
+    assert stored == {"columns": list(table.columns),
+                      "data": jsonable(table.to_numpy(dtype=object).tolist())}
+    assert stored["data"][0][3] == "-inf" and stored["data"][1][2] is None
+    back = table_from_json(json.loads(json.dumps(stored)))
+    pd.testing.assert_frame_equal(back[["seed", "x", "ok"]], table[["seed", "x", "ok"]])
+
+
+def test_a_spec_edited_between_two_loads_is_validated_again(tmp_path: Path) -> None:
+    path = task_file(tmp_path, name="line", slope=1.0)
+    first = load_task(path)
+    assert load_task(path) is first  # the same content: validated once
+    path.write_text(path.read_text().replace("title:", "title: edited"))
+    assert load_task(path) is not first
