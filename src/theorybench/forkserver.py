@@ -16,11 +16,11 @@ before anything else.
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import multiprocessing.forkserver
 import pkgutil
 from multiprocessing.context import BaseContext
+from pathlib import Path
 
 from theorybench.threads import environment, worker_environment
 
@@ -32,12 +32,12 @@ AVAILABLE = "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def preload_modules() -> list[str]:
-    """The runner and every built-in plug-in module, by name, found without importing them."""
+    """The runner and every built-in plug-in module, by name, found without importing them (nor
+    their packages: ``theorybench.verdict`` imports scipy)."""
     names = ["theorybench.runner"]
     for package in BUILTIN_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        folders = list(spec.submodule_search_locations or []) if spec else []
-        names += [f"{package}.{info.name}" for info in pkgutil.iter_modules(folders)
+        folder = Path(__file__).parent.joinpath(*package.split(".")[1:])
+        names += [f"{package}.{info.name}" for info in pkgutil.iter_modules([str(folder)])
                   if not info.name.startswith("_")]
     return names
 

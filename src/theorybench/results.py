@@ -217,15 +217,18 @@ def record_filename(record: RunRecord) -> str:
     return f"{stamp}_{record.task_id.replace('/', '__')}_{record.run_id[:8]}.json"
 
 
-def write_record(record: RunRecord, folder: Path | None = None) -> Path:
-    """Write ``record`` as a new file; never replaces an existing one."""
+def write_record(record: RunRecord, folder: Path | None = None,
+                 data: dict[str, Any] | None = None) -> Path:
+    """Write ``record`` as a new file; never replaces an existing one. ``data``: the record's
+    :meth:`~RunRecord.to_dict`, when the caller has it already."""
     folder = folder or runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / record_filename(record)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:  # orjson: compact, and no NaN (jsonable's None)
-            handle.write(orjson.dumps(record.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+            handle.write(orjson.dumps(record.to_dict() if data is None else data,
+                                      option=orjson.OPT_APPEND_NEWLINE))
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; records are for everyone
         os.link(tmp, final)  # fails if the name exists: a record is never overwritten
     finally:

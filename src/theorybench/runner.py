@@ -181,9 +181,11 @@ def spec_path(task: LoadedTask) -> str:
     return f"{task.path.parent.name}/{task.path.name}"
 
 
-def write_with_spec(record: RunRecord, task: LoadedTask, folder: Path | None = None) -> Path:
-    """Write ``record`` and, when absent, its spec's snapshot beside it (:mod:`specstore`)."""
-    path = write_record(record, folder)
+def write_with_spec(record: RunRecord, task: LoadedTask, folder: Path | None = None,
+                    data: dict[str, Any] | None = None) -> Path:
+    """Write ``record`` (``data``: its :meth:`~RunRecord.to_dict`, when the caller has it) and,
+    when absent, its spec's snapshot beside it (:mod:`specstore`)."""
+    path = write_record(record, folder, data)
     save_snapshot(task, path.parent)
     return path
 
@@ -422,6 +424,7 @@ def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: 
         paper_regime=task.spec.paper_regime,
         nonfinite=nonfinite,
     )
-    record.statuses = statuses(record.to_dict(), expected is not None)
-    path = write_with_spec(record, task, planned.results_dir) if planned.write else None
+    data = record.to_dict()
+    record.statuses = data["statuses"] = statuses(data, expected is not None)
+    path = write_with_spec(record, task, planned.results_dir, data) if planned.write else None
     return TaskOutcome(record, path, by_arm)

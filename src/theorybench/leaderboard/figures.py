@@ -29,17 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-import matplotlib
 import numpy as np
 import orjson
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
 
 from theorybench.numbers import fmt
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: a rebuild that draws
+    from matplotlib.figure import Figure  # none (most of them) saves its half second
 
 VERDICT_COLOR = {
     "holds": "#2e7d32", "refuted": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a",
@@ -214,7 +214,17 @@ def _save(fig: Figure, path: Path) -> None:
     fig.savefig(path, format="svg", metadata={"Date": None}, bbox_inches="tight")
 
 
+def _style() -> Any:
+    """The site's figure settings (:data:`RC`); matplotlib is imported here, on the first
+    figure a build draws."""
+    import matplotlib
+
+    return matplotlib.rc_context(RC)
+
+
 def _new_axes(width: float = 6.0, height: float = 3.6) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     ax.grid(True, alpha=0.3)
@@ -226,6 +236,8 @@ def _level_ticks(ax: Any, levels: np.ndarray) -> None:
     ticks = np.unique(levels)
     if len(ticks) > 12:
         ticks = ticks[np.linspace(0, len(ticks) - 1, 12).round().astype(int)]
+    from matplotlib.ticker import NullLocator
+
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
 
@@ -275,7 +287,7 @@ def curve_figure(request: FigureRequest, along: str, *,
         return f"no figure: no finite numeric values of {rule.metric!r} along {along!r}"
     levels = np.concatenate([c["level"].to_numpy() for c in curves.values()])
     colors = _palette(arms)
-    with matplotlib.rc_context(RC):
+    with _style():
         fig, ax = _new_axes()
         for arm, curve in curves.items():
             x, y, sd = curve["level"], curve["mean"], curve["sd"]
@@ -291,6 +303,8 @@ def curve_figure(request: FigureRequest, along: str, *,
         means = np.concatenate([c["mean"].to_numpy() for c in curves.values()])
         if log_y and (means > 0).all():
             ax.set_yscale("log")
+            from matplotlib.ticker import FuncFormatter
+
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         _level_ticks(ax, levels)
         if prediction is not None:
@@ -331,7 +345,9 @@ def ranking_figure(request: FigureRequest, by: str, highlight: set[str]) -> str 
             panels[arm] = means
     if not panels:
         return f"no figure: no finite values of {rule.metric!r} per {by!r}"
-    with matplotlib.rc_context(RC):
+    with _style():
+        from matplotlib.figure import Figure
+
         height = 0.5 + 0.32 * max(len(m) for m in panels.values())
         fig = Figure(figsize=(3.2 * len(panels) + 1.5, height + 1.0), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False)
@@ -362,7 +378,7 @@ def values_figure(request: FigureRequest, *, on_axis: Callable[[dict[str, Any]],
     colors = _palette(arms)
     drawn = False
     labels: list[str] = []
-    with matplotlib.rc_context(RC):
+    with _style():
         fig, ax = _new_axes(5.0, 0.9 + 0.45 * len(arms))
         for i, arm in enumerate(arms):
             result = rule.arm_results[arm]
