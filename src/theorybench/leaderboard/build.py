@@ -720,11 +720,13 @@ def _published(view: SpecView, task_id: str, profile: str, by_id: dict[str, dict
     return rec
 
 
-def _replicas(record: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replication records of the same task and profile, oldest first."""
-    return [r for r in records if record_purpose(r) == "replication"
-            and r.get("task_id") == record.get("task_id")
-            and r.get("profile") == record.get("profile")]
+def _replicas(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The replication records of each (task, profile), oldest first."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if record_purpose(r) == "replication":
+            out.setdefault((str(r.get("task_id")), str(r.get("profile"))), []).append(r)
+    return out
 
 
 def _replication_rows(record: dict[str, Any], reps: list[dict[str, Any]]) -> list[dict]:
@@ -893,6 +895,7 @@ def _render(records: list[dict[str, Any]], summaries: Summaries, cache: FigureCa
     # Rows, pages and history come from runs of the published block; pilots and replications
     # only feed the replication status.
     all_records, records = records, [r for r in records if record_purpose(r) == "published"]
+    replicas_of = _replicas(all_records)
     by_id = {str(r.get("run_id")): r for r in records}
     runs, cells = runs_frame(records), cell_timings(records)
     histories, cells_of = by_series(runs), by_series(cells)
@@ -923,12 +926,13 @@ def _render(records: list[dict[str, Any]], summaries: Summaries, cache: FigureCa
         if record is not latest_record:
             view = _view(tasks_root, records_dir, record, specs, snapshots)
         views[task_id] = view
-        replication = replication_of(record, all_records) if published else None
-        row_statuses = statuses(record, published is not None, replication)
         key = (task_id, profile)
+        replicas = replicas_of.get(key, [])
+        replication = replication_of(record, replicas) if published else None
+        row_statuses = statuses(record, published is not None, replication)
         rel = _claim_page(env, cache, record, summaries, view, histories[key], rows_of[key],
                           cells_of.get(key, cells.iloc[:0]), profiles_of[task_id], common,
-                          row_statuses, _replicas(record, all_records))
+                          row_statuses, replicas)
         pages.append(rel)
         rows.append(_index_row(record, rows_of[key], rel, row_statuses))
         if published is not None:
