@@ -32,9 +32,10 @@ AVAILABLE = "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def preload_modules() -> list[str]:
-    """The runner and every built-in plug-in module, by name, found without importing them (nor
-    their packages: ``theorybench.verdict`` imports scipy)."""
-    names = ["theorybench.runner"]
+    """The server's exit (:mod:`theorybench._server_exit`), the runner and every built-in
+    plug-in module, by name, found without importing them (nor their packages:
+    ``theorybench.verdict`` imports scipy)."""
+    names = ["theorybench._server_exit", "theorybench.runner"]
     for package in BUILTIN_PACKAGES:
         folder = Path(__file__).parent.joinpath(*package.split(".")[1:])
         names += [f"{package}.{info.name}" for info in pkgutil.iter_modules([str(folder)])
