@@ -93,7 +93,7 @@ class _Worker:
     def __init__(self, context: Any, env: dict[str, str]) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, env), daemon=True)
-        with environment(env):
+        with environment(env):  # what a spawned worker (no forkserver) starts with
             self.process.start()
         child.close()
         self.item: Any = None

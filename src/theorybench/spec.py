@@ -309,20 +309,16 @@ def _errors(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
-    """The file's bytes and its top-level mapping; SpecError for anything else."""
+def _read(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """The file's top-level mapping (from its bytes ``raw`` when read already); SpecError for
+    anything else."""
     try:
-        raw = read_bytes(path)
-        data = parse(decode(raw))
+        data = parse(decode(read_bytes(path) if raw is None else raw))
     except YAMLInputError as exc:
         raise SpecError(path, exc.where, exc.message) from None
     if not isinstance(data, dict):
         raise SpecError(path, "(top level)", f"expected a mapping, got {type(data).__name__}")
-    return raw, data
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    return _read(path)[1]
+    return data
 
 
 def _check_params(problems: Problems, field: str, kind: str,
@@ -493,19 +489,17 @@ def load_task(path: Path | str, *, allow_expensive: bool = False) -> LoadedTask:
     the same content is not validated again (:data:`_LOADED`)."""
     path = Path(path)
     try:
-        key = (str(path), read_bytes(path), allow_expensive, registry.included())
-    except YAMLInputError:
-        key = None  # unreadable: _read says why
-    if key is not None and key in _LOADED:
-        return _LOADED[key]
-    task = _load_task(path, allow_expensive)
-    if key is not None:
-        _LOADED[key] = task
-    return task
+        raw = read_bytes(path)
+    except YAMLInputError as exc:
+        raise SpecError(path, exc.where, exc.message) from None
+    key = (str(path), raw, allow_expensive, registry.included())
+    if key not in _LOADED:
+        _LOADED[key] = _load_task(path, raw, allow_expensive)
+    return _LOADED[key]
 
 
-def _load_task(path: Path, allow_expensive: bool) -> LoadedTask:
-    raw, data = _read(path)
+def _load_task(path: Path, raw: bytes, allow_expensive: bool) -> LoadedTask:
+    data = _read(path, raw)
     problems = Problems(path)
     for field, msg in checks.texts(data, ""):
         problems.add(field, msg)
@@ -609,7 +603,7 @@ def load_tasks(root: Path | None = None, *, allow_expensive: bool = False
 def load_suite(path: Path | str) -> SuiteSpec:
     """Read and validate one suite file; SpecError carries every problem."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = _read(path)
     try:
         return SuiteSpec.model_validate(data)
     except ValidationError as exc:
