@@ -262,6 +262,35 @@ def test_compare_rules_get_a_methods_ranking(tmp_path, no_tasks):
     assert "gap.smoke.rule0.svg" in image_sources(html)
 
 
+def test_a_page_drawn_from_unchanged_inputs_reuses_its_rankings(tmp_path, no_tasks,
+                                                                monkeypatch):
+    """A rebuild whose page draws from the same numbers takes the rules' figures and ranking
+    tables from the previous build without reading the table; new numbers rank anew."""
+    rows = [{"arm": "claim", "cell": 0, "seed": s, "method": m, "gap": base + 0.01 * s}
+            for s in range(4) for m, base in (("pgd", 0.3), ("trades", 0.2), ("beta", 0.05))]
+    result = {"rule": "compare", "metric": "gap", "decision": "holds", "effect": -0.25,
+              "ci_low": -0.3, "ci_high": -0.2, "threshold": 0.0, "summary": "beta < pgd",
+              "detail": {"by": "method", "a": "beta", "b": "pgd", "direction": "a_less"}}
+    runs = write(tmp_path / "runs", make_record(task_id="adv/gap", table=pd.DataFrame(rows),
+                                                claim_rules=[result], control_rules=[]))
+    out = tmp_path / "site"
+    build_site(runs, out, no_tasks)
+    first = (out / page_path("adv/gap", "smoke")).read_text()
+    ranked = []
+    real = figures.ranking_tables
+    monkeypatch.setattr(figures, "ranking_tables",
+                        lambda *a, **k: ranked.append(1) or real(*a, **k))
+    build_site(runs, out, no_tasks)
+    assert ranked == [] and (out / page_path("adv/gap", "smoke")).read_text() == first
+    assert (out / "claims" / "adv" / "gap.smoke.rule0.svg").is_file()
+    rows[0]["gap"] = 0.9  # pgd's seed 0: pgd stays last, its mean changes
+    write(runs, make_record(task_id="adv/gap", table=pd.DataFrame(rows), claim_rules=[result],
+                            control_rules=[], started="2026-02-01T00:00:00+00:00"))
+    build_site(runs, out, no_tasks)
+    again = (out / page_path("adv/gap", "smoke")).read_text()
+    assert ranked == [1] and again != first
+
+
 def test_verdict_changes_are_highlighted_in_history(tmp_path, no_tasks):
     runs = write(
         tmp_path / "runs",

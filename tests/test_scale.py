@@ -1,8 +1,10 @@
-"""Running at scale: the cell cache (keys, hits, no cached errors), resume after kill -9, per-cell
-time limits, devices and thread choices recorded per cell, and the ETA."""
+"""Running at scale: the cell cache (keys, hits, no cached errors), the judgments made on cached
+tables, resume after kill -9, per-cell time limits, devices and thread choices recorded per
+cell, and the ETA."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,14 +19,15 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from theorybench import threads
+from theorybench import judging, threads
 from theorybench.cache import CellCache, cell_key, source_hash
 from theorybench.executors import LocalExecutor
+from theorybench.judging import JudgmentCache, judge_arm, judgment_key, table_digest
 from theorybench.progress import Eta
 from theorybench.registry import experiment
 from theorybench.results import load_records, table_from_json
 from theorybench.runner import plan_task, run_task, run_tasks
-from theorybench.spec import load_task
+from theorybench.spec import load_task, resolve
 
 LOG_ENV = "THEORYBENCH_TEST_CELL_LOG"
 
@@ -292,6 +295,7 @@ def test_cli_cache_commands_and_options(tmp_path, monkeypatch) -> None:
     assert computed(tmp_path / "log") == 5
     result = runner.invoke(app, ["cache", "info", *cache])
     assert "5 entries" in result.output and "test_sleep: 5" in result.output
+    assert "judgments of arms: 1" in result.output  # the claim's (its control's rule errs)
     result = runner.invoke(app, ["run", "testing/sleepy", "--no-record", "--no-cache", *cache])
     assert result.exit_code == 0 and computed(tmp_path / "log") == 10
     assert "removed" in runner.invoke(app, ["cache", "clear", *cache]).output
@@ -359,3 +363,90 @@ def test_identical_cells_of_a_suite_are_computed_once(tmp_path, monkeypatch) -> 
     claim, control = (table[table["arm"] == a].drop(columns=["arm", "cell"])
                       .reset_index(drop=True) for a in ("claim", "flat"))
     pd.testing.assert_frame_equal(claim, control)
+
+
+def _arms(record) -> list[dict]:
+    return [dataclasses.asdict(arm) for arm in [record.claim, *record.controls]]
+
+
+def test_a_warm_rerun_reads_every_judgment_back(tmp_path) -> None:
+    task = load_task(sleep_task(tmp_path))
+    first = run_task(task, "smoke", device="cpu", cache_dir=tmp_path / "cache", write=False)
+    second = run_task(task, "smoke", device="cpu", cache_dir=tmp_path / "cache", write=False)
+    uncached = run_task(task, "smoke", device="cpu", cache_dir=None, write=False)
+    assert first.record.environment["judgments_reused"] == 0
+    # the claim; its control's rule errs (the control does not sweep x), and errors are judged
+    # every time
+    assert second.record.environment["judgments_reused"] == 1
+    assert uncached.record.environment["judgments_reused"] == 0
+    assert _arms(second.record) == _arms(first.record) == _arms(uncached.record)
+    assert second.record.statuses == first.record.statuses
+
+
+def test_a_changed_rule_is_judged_anew(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    run_task(load_task(sleep_task(tmp_path)), "smoke", device="cpu", cache_dir=cache,
+             write=False)
+    path = sleep_task(tmp_path)
+    path.write_text(path.read_text().replace("increasing", "decreasing"))
+    out = run_task(load_task(path), "smoke", device="cpu", cache_dir=cache, write=False)
+    assert out.record.environment["judgments_reused"] == 0
+    assert out.record.verdict != "holds"
+
+
+def _key_inputs(tmp_path):
+    task = load_task(sleep_task(tmp_path))
+    out = run_task(task, "smoke", device="cpu", cache_dir=None, write=False)
+    return resolve(task, "smoke")[0], out.arms["claim"]
+
+
+def test_the_key_follows_rows_rules_tolerance_seed_and_source(tmp_path, monkeypatch) -> None:
+    arm, rows = _key_inputs(tmp_path)
+    table = table_digest(rows)
+    key = judgment_key(arm, table, ("y",), 0.0, 7)
+    assert table == table_digest(rows.copy())
+    changed = rows.copy()
+    changed.loc[0, "y"] += 1e-12
+    negative_zero = rows.assign(y=0.0), rows.assign(y=-0.0)
+    assert table_digest(negative_zero[0]) != table_digest(negative_zero[1])
+    for other in (changed, rows.astype({"y": "float32"}), rows.assign(arm="flat"),
+                  rows.rename(columns={"y": "z"})):
+        assert table_digest(other) != table
+    assert judgment_key(arm, table_digest(changed), ("y",), 0.0, 7) != key
+    assert judgment_key(arm, table, ("y",), 0.5, 7) != key
+    assert judgment_key(arm, table, ("y",), 0.0, 8) != key
+    assert judgment_key(dataclasses.replace(arm, name="flat"), table, ("y",), 0.0, 7) != key
+    stricter = dataclasses.replace(
+        arm, rules=[arm.rules[0].model_copy(update={"min_effect": 0.9})])
+    assert judgment_key(stricter, table, ("y",), 0.0, 7) != key
+    monkeypatch.setattr(judging, "source_hash", lambda module: f"edited {module}")
+    assert judgment_key(arm, table, ("y",), 0.0, 7) != key
+
+
+def test_errors_are_never_stored_and_clear_removes_judgments(tmp_path) -> None:
+    arm, rows = _key_inputs(tmp_path)
+    store = JudgmentCache(tmp_path / "cache")
+    diverged = rows.assign(y=float("nan"))
+    result, _, reused = judge_arm(arm, diverged, ("y",), 0.0, 7, store, table_digest(diverged))
+    assert result.verdict == "error" and not reused
+    assert not list((tmp_path / "cache").glob("judgments/??/*.pkl"))
+    table = table_digest(rows)
+    judge_arm(arm, rows, ("y",), 0.0, 7, store, table)
+    again = judge_arm(arm, rows, ("y",), 0.0, 7, store, table)
+    assert again[2] and again[0].verdict == "holds"
+    assert not judge_arm(arm, rows, ("y",), 0.0, 7, store)[2]  # no digest: judged anew
+    assert CellCache(tmp_path / "cache").info()["judgments"] == 1
+    assert CellCache(tmp_path / "cache").clear() == 1
+    assert not judge_arm(arm, rows, ("y",), 0.0, 7, store, table)[2]
+
+
+def test_an_unreadable_judgment_is_a_miss(tmp_path) -> None:
+    arm, rows = _key_inputs(tmp_path)
+    store = JudgmentCache(tmp_path / "cache")
+    table = table_digest(rows)
+    key = judgment_key(arm, table, ("y",), 0.0, 7)
+    path = tmp_path / "cache" / "judgments" / key[:2] / f"{key}.pkl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a pickle")
+    result, _, reused = judge_arm(arm, rows, ("y",), 0.0, 7, store, table)
+    assert not reused and result.verdict == "holds"

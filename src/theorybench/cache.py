@@ -23,6 +23,9 @@ a partial one and a killed run leaves at most a stray ``.tmp-*`` file (ignored, 
 ``theorybench cache clear``). Errors are never cached. Entries are pickles: the cache folder,
 like any pickle cache, must be writable only by people you trust.
 
+The arms' judgments made on cached tables live beside the cells, under ``judgments/``
+(:mod:`theorybench.judging`); ``clear`` removes them too.
+
 The folder is ``results/cache/`` by default, ``$THEORYBENCH_CACHE_DIR`` or ``--cache-dir`` when
 set (a shared path on a cluster); it git-ignores itself.
 """
@@ -35,7 +38,9 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,14 +72,36 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
+_IMPORT_START = re.compile(r"^[ \t]*(?:import|from)[ \t]", re.MULTILINE)
+
+
+def _import_statements(text: str) -> Iterator[ast.stmt]:
+    """The import statements of a module's source, wherever they are (top level or inside a
+    function), parsed one by one: parsing only these lines is many times quicker than parsing
+    the module. A line that only looks like one (prose in a docstring) does not parse and is
+    skipped; a docstring line that is a valid import only adds a file to the hash."""
+    for match in _IMPORT_START.finditer(text):
+        end = text.find("\n", match.start())
+        line = text[match.start(): len(text) if end < 0 else end]
+        while line.rstrip().endswith("\\") or line.count("(") > line.count(")"):
+            end = text.find("\n", end + 1)  # a statement continued on the next line
+            line = text[match.start(): len(text) if end < 0 else end]
+            if end < 0:
+                break
+        try:
+            yield from ast.parse(line.strip()).body
+        except SyntaxError:
+            continue
+
+
+@cache
 def _project_imports(path: Path, package: str | None,
-                     roots: tuple[str, ...] = ("theorybench",)) -> tuple[set[str], bool]:
+                     roots: tuple[str, ...] = ("theorybench",)) -> tuple[frozenset[str], bool]:
     """The modules of the packages ``roots`` that ``path`` imports, and whether it uses
-    registry methods."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    registry methods (read once per process)."""
     found: set[str] = set()
     uses_methods = False
-    for node in ast.walk(tree):
+    for node in _import_statements(path.read_text()):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] in roots)
         elif isinstance(node, ast.ImportFrom):
@@ -92,7 +119,7 @@ def _project_imports(path: Path, package: str | None,
             if base == "theorybench.registry" and any(
                     a.name in ("get_method", "methods") for a in node.names):
                 uses_methods = True
-    return found, uses_methods
+    return frozenset(found), uses_methods
 
 
 def _method_sources() -> dict[str, Path]:
@@ -167,7 +194,7 @@ class Entry:
     kind: str
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -211,9 +238,9 @@ class CellCache:
         then a rename. A failure to write only skips the entry."""
         try:
             self._ignore_self()
-            _write_atomic(self._path(key), pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+            write_atomic(self._path(key), pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
             if shape:
-                _write_atomic(self.folder / "times" / shape[:2] / shape,
+                write_atomic(self.folder / "times" / shape[:2] / shape,
                               f"{entry.wall_s!r}".encode())
         except OSError:
             return
@@ -238,7 +265,8 @@ class CellCache:
             kinds[name] = kinds.get(name, 0) + 1
         stray = self._stray()
         return {"folder": str(self.folder), "entries": sum(kinds.values()), "bytes": size,
-                "kinds": dict(sorted(kinds.items())), "stray_temporary_files": len(stray)}
+                "kinds": dict(sorted(kinds.items())), "judgments": len(self._judgments()),
+                "stray_temporary_files": len(stray)}
 
     def clear(self) -> int:
         """Remove every entry and stray temporary file; the number of files removed."""
@@ -246,15 +274,21 @@ class CellCache:
         if not self.folder.is_dir():
             return 0
         times = list((self.folder / "times").glob("??/*"))
-        for path in [*self.entries(), *self._stray(), *times]:
+        for path in [*self.entries(), *self._stray(), *times, *self._judgments()]:
             path.unlink(missing_ok=True)
             removed += 1
-        for sub in [*self.folder.glob("??"), *self.folder.glob("times/??")]:
+        for sub in [*self.folder.glob("??"), *self.folder.glob("times/??"),
+                    *self.folder.glob("judgments/??")]:
             if sub.is_dir() and not any(sub.iterdir()):
                 sub.rmdir()
         return removed
 
+    def _judgments(self) -> list[Path]:
+        """The arms' judgments stored beside the cells (``theorybench.judging``)."""
+        return sorted(self.folder.glob("judgments/??/*.pkl")) if self.folder.is_dir() else []
+
     def _stray(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        return [*self.folder.glob("??/.tmp-*"), *self.folder.glob("times/??/.tmp-*")]
+        return [*self.folder.glob("??/.tmp-*"), *self.folder.glob("times/??/.tmp-*"),
+                *self.folder.glob("judgments/??/.tmp-*")]

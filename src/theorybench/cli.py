@@ -303,12 +303,13 @@ app.add_typer(cache_app, name="cache")
 @cache_app.command("info")
 def cache_info(cache_dir: Path = typer.Option(None, help="cache folder (default "
                                               "$THEORYBENCH_CACHE_DIR or results/cache)")):
-    """Entries per experiment kind and the cache's size."""
+    """Entries per experiment kind, the judgments kept beside them, and the cache's size."""
     info = CellCache(cache_dir).info()
     console.print(Text(f"{info['folder']}: {info['entries']} entries, "
                        f"{info['bytes'] / 1e6:.1f} MB"))
     for kind, n in info["kinds"].items():
         console.print(Text(f"  {kind}: {n}"))
+    console.print(Text(f"  judgments of arms: {info['judgments']}"))
     if info["stray_temporary_files"]:
         console.print(f"  {info['stray_temporary_files']} temporary file(s) left by "
                       "interrupted runs (removed by `theorybench cache clear`)", highlight=False)
@@ -317,7 +318,7 @@ def cache_info(cache_dir: Path = typer.Option(None, help="cache folder (default 
 @cache_app.command("clear")
 def cache_clear(cache_dir: Path = typer.Option(None, help="cache folder (default "
                                                "$THEORYBENCH_CACHE_DIR or results/cache)")):
-    """Remove every cached cell."""
+    """Remove every cached cell and judgment."""
     cache = CellCache(cache_dir)
     console.print(Text(f"removed {cache.clear()} file(s) from {cache.folder}"))
 

@@ -25,9 +25,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from theorybench import cellrun, divergence, registry
+from theorybench import cellrun, registry
 from theorybench.device import resolve_device
 from theorybench.executors import Executor, LocalExecutor
+from theorybench.judging import JudgmentCache, judge_arm, table_digest
 from theorybench.registry import get_experiment
 from theorybench.results import (
     ArmResult,
@@ -39,9 +40,8 @@ from theorybench.results import (
     write_record,
 )
 from theorybench.spec import LoadedTask, ResolvedArm, resolve
-from theorybench.specstore import save_snapshot, words
+from theorybench.specstore import save_snapshot
 from theorybench.status import purpose_of, statuses
-from theorybench.verdict import RuleError, combine, evaluate
 
 
 @dataclass(frozen=True)
@@ -158,22 +158,6 @@ def _devices(outputs: list[CellOutput], asked: str) -> str:
     if len(counts) <= 1:
         return next(iter(counts), asked)
     return ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
-
-
-def _judge(arm: ResolvedArm, table: pd.DataFrame, seed: int) -> ArmResult:
-    try:
-        results = evaluate(arm.rules, table, seed)
-    except (RuleError, ValueError, KeyError) as exc:
-        return ArmResult(arm.name, "error", arm.required_verdict, [], f"rule: {exc}")
-    # Each rule's statistics travel with the rule as specified and in words, so a record
-    # stays readable after its spec changes. A control is judged by the rule it is meant to
-    # break.
-    broken = results[arm.breaks_at].decision if arm.breaks_at is not None else None
-    specs = [spec.model_dump(mode="json") for spec in arm.rules]
-    return ArmResult(arm.name, combine(results), arm.required_verdict,
-                     [r.to_dict() | {"spec": fields, "description": words(fields)}
-                      for r, fields in zip(results, specs, strict=True)],
-                     breaks=arm.breaks, breaks_decision=broken)
 
 
 def spec_path(task: LoadedTask) -> str:
@@ -366,7 +350,10 @@ def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: 
     tables = [o.table for o in outputs if o.table is not None]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     rule_seed = zlib.crc32(task.spec.id.encode())
+    store = JudgmentCache(planned.options.cache_dir) if planned.options.cache_dir else None
+    digest = table_digest(table) if store is not None and not errors else None
     judged = []
+    reused = 0
     nonfinite: dict[str, dict[str, Any]] = {}
     by_arm: dict[str, pd.DataFrame] = {}
     for arm in arms:
@@ -375,11 +362,11 @@ def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: 
             continue
         rows = table[table["arm"] == arm.name].reset_index(drop=True)
         by_arm[arm.name] = rows
-        result, found = divergence.guard(
-            arm.name, arm.required_verdict, rows, get_experiment(arm.kind).columns, arm.rules,
-            task.spec.experiment.divergence_tolerance,
-            lambda arm=arm, rows=rows: _judge(arm, rows, rule_seed))
+        result, found, from_store = judge_arm(
+            arm, rows, get_experiment(arm.kind).columns,
+            task.spec.experiment.divergence_tolerance, rule_seed, store, digest)
         judged.append(result)
+        reused += from_store
         if found.diverged_seeds:
             nonfinite[arm.name] = found.to_dict()
     claim, controls = judged[0], judged[1:]
@@ -416,7 +403,8 @@ def finish_task(planned: PlannedTask, outputs: list[CellOutput], executor_name: 
         table=table_to_json(table),
         environment=environment(_devices(outputs, device)) | {
             "torch_threads": torch.get_num_threads(),
-            "executor": executor_name, "dry_run": planned.dry_run},
+            "executor": executor_name, "dry_run": planned.dry_run,
+            "judgments_reused": reused},
         purpose=purpose,
         seed_offset=arms[0].seeds[0],
         expected_record=expected.record if expected else None,

@@ -58,7 +58,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import kendalltau
 
 from theorybench.data.digits import load_digits_tensors
 from theorybench.registry import experiment
@@ -134,6 +133,7 @@ def measures(weights: Sequence[torch.Tensor], init: Sequence[torch.Tensor],
 
 def kendall(x: np.ndarray, y: np.ndarray) -> float:
     """Kendall's τ_b, NaN when either side is constant or fewer than 3 points."""
+    from scipy.stats import kendalltau  # on use: scipy.stats takes a second to import
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(kendalltau(x, y).statistic)

@@ -41,7 +41,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import kendalltau, spearmanr
 
 from theorybench.models.supernet import ACTIVATIONS, Architecture, Supernet
 from theorybench.registry import experiment, get_dataset
@@ -97,6 +96,7 @@ def ntk_scores(theta: torch.Tensor) -> dict[str, np.ndarray]:
 
 def rank_rows(scores: dict[str, np.ndarray], acc: np.ndarray) -> list[dict[str, float | str]]:
     """Kendall τ_b and Spearman ρ of each score with ``acc``, and the top-ranked accuracy."""
+    from scipy.stats import kendalltau, spearmanr  # on use: scipy.stats takes a second to import
     rows: list[dict[str, float | str]] = []
     for name, s in scores.items():
         tau = kendalltau(s, acc).statistic

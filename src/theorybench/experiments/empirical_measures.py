@@ -50,8 +50,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 
 from theorybench.registry import experiment
 from theorybench.streams import stream
@@ -98,6 +96,9 @@ def w1_exact(x: np.ndarray, y: np.ndarray) -> float:
     weights): the optimal assignment's mean Euclidean cost; by sorting in one dimension."""
     if x.shape[1] == 1:
         return float(np.abs(np.sort(x[:, 0]) - np.sort(y[:, 0])).mean())
+    from scipy.optimize import linear_sum_assignment  # on use: half a second to import
+    from scipy.spatial.distance import cdist
+
     cost = cdist(x, y)
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].mean())

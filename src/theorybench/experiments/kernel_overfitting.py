@@ -54,7 +54,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sl
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -147,6 +146,8 @@ def solve(p: KernelOverfittingParams, k: np.ndarray, rhs: np.ndarray
         residual = float(np.max(np.linalg.norm(fit - rhs, axis=0)
                                 / np.maximum(np.linalg.norm(rhs, axis=0), 1e-300)))
         return a, used, log10_cond, residual
+    import scipy.linalg as sl  # on use: importing it takes a fifth of a second
+
     lam = 0.0 if p.ridge == "ridgeless" else p.ridge_value
     m = k + n * lam * np.eye(n)
     try:

@@ -48,7 +48,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import spearmanr
 
 from theorybench.models.supernet import Architecture, Supernet
 from theorybench.registry import experiment
@@ -190,6 +189,8 @@ def spectral_bias(p: SpectralBiasParams, seeds: Sequence[int],
     rel = err / target_coef.numpy()[..., None]
     steps = np.array(checkpoints)
     rate = fit_rates(rel, err, steps, p.floor)                       # (S, K)
+    from scipy.stats import spearmanr  # on use: scipy.stats takes a second to import
+
     rows = []
     for s, seed in enumerate(seeds):
         ok = np.isfinite(rate[s])

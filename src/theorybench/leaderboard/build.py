@@ -125,7 +125,10 @@ class FigureCache:
 
     A figure's key is the hash of the figure code and of the figure's inputs (what was measured
     (:func:`measured_content`), rule fields, references), so an unchanged key means an unchanged
-    figure. Keys are kept in the site's ``figures.json``. With ``jobs > 1`` a figure to draw is
+    figure. Keys are kept in the site's ``figures.json``. What a page's rules drew (figures,
+    notes, captions, ranking tables) is kept in ``blocks.json`` under the hash of everything it
+    was drawn from, so an unchanged page reuses it without reading its measurement table
+    (:meth:`saved_blocks`). With ``jobs > 1`` a figure to draw is
     only noted while the pages render (taken to succeed); :meth:`flush` then draws them all in
     ``jobs`` processes and says whether one came out as a note instead (the pages are then
     rendered again, with every figure's outcome known).
@@ -137,7 +140,12 @@ class FigureCache:
             self.old = json.loads((previous / "figures.json").read_text())
         except (OSError, ValueError):
             self.old = {}
+        try:
+            self.old_blocks = orjson.loads((previous / "blocks.json").read_bytes())
+        except (OSError, ValueError):
+            self.old_blocks = {}
         self.new: dict[str, str] = {}
+        self.new_blocks: dict[str, Any] = {}
         self.pending: dict[str, Callable[[Path], str | None]] = {}
         self.drawn: dict[str, str | None] = {}  # rel -> note, of figures drawn by flush
 
@@ -181,8 +189,34 @@ class FigureCache:
                 self.new.pop(rel, None)
         return any(note is not None for note in notes)
 
+    def saved_blocks(self, page: str, inputs: Any) -> list[dict[str, Any]] | None:
+        """What the previous build's ``page`` rules drew from the same ``inputs``, with their
+        figures put in place; None when the inputs changed or a figure is missing."""
+        key = hashlib.sha256(orjson.dumps([figure_code(), inputs], option=orjson.OPT_SORT_KEYS
+                                          | orjson.OPT_SERIALIZE_NUMPY, default=str)).hexdigest()
+        saved = self.old_blocks.get(page)
+        self.new_blocks[page] = {"key": key}
+        if not isinstance(saved, dict) or saved.get("key") != key:
+            return None
+        files = saved.get("files") or []
+        if not all(rel in self.old and (self.previous / rel).is_file() for rel in files):
+            return None
+        for rel in files:
+            (self.staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            _reuse(self.previous / rel, self.staging / rel)
+            self.new[rel] = self.old[rel]
+        self.new_blocks[page] = saved
+        return list(saved["blocks"])
+
+    def keep_blocks(self, page: str, blocks: list[dict[str, Any]], files: list[str]) -> None:
+        """Keep what ``page``'s rules drew (after :meth:`saved_blocks` found nothing)."""
+        self.new_blocks[page] |= {"blocks": blocks, "files": files}
+
     def save(self) -> None:
         (self.staging / "figures.json").write_text(json.dumps(self.new, indent=0, sort_keys=True))
+        (self.staging / "blocks.json").write_bytes(orjson.dumps(
+            {page: entry for page, entry in self.new_blocks.items() if "blocks" in entry},
+            option=orjson.OPT_SERIALIZE_NUMPY, default=str))
 
 
 def _reuse(old: Path, target: Path) -> None:
@@ -463,11 +497,17 @@ class PageTable:
         return facts
 
 
+DRAWN = ("figure", "note", "same_as", "caption")
+"""The fields of a rule block that come from drawing its figure (the rest come from the
+record)."""
+
+
 def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
                  cache: FigureCache, folder: str, stem: str) -> tuple[list[RuleBlock],
                                                                    str | None]:
     """One block per claim rule: the rule in words, each arm's result, the figure the rule
-    draws (shared by rules whose figures have the same key) and the tables it adds."""
+    draws (shared by rules whose figures have the same key) and the tables it adds; taken from
+    the previous build when what the page draws from is unchanged."""
     arms = [record["claim"], *(record.get("controls") or [])]
     content = page.facts["content"]
     arm_names = [str(a.get("name")) for a in arms]
@@ -475,9 +515,7 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
     plotted = [a for a in arm_names if a in present]
     fields_list, words, note = _rule_fields(view, record)
     references = _references(view)
-    drawn: dict[str, RuleBlock] = {}
-    means: dict[str, pd.DataFrame] = {}  # shared by the page's rules
-    blocks = []
+    plots: list[tuple[figures.PlotRule, RuleBlock]] = []
     for i, (fields, text) in enumerate(zip(fields_list, words, strict=True)):
         kind, metric = str(fields.get("rule")), str(fields.get("metric"))
         results = {str(a.get("name")): r for a in arms
@@ -485,11 +523,25 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
         rule = figures.PlotRule(kind, metric, dict(fields.get("where") or {}), fields, results,
                                 str(fields.get("label") or ""),
                                 _control_where(view, fields, i) if note is None else {})
-        block = RuleBlock(index=i, kind=kind, label=rule.label or f"{kind} on {metric}",
-                          words=text, results=[_arm_rule_row(a, results[a]) for a in arm_names
-                                               if a in results], figure=None, note=None)
-        entry = rule_entry(kind)
-        figure = getattr(entry, "figure", None)
+        plots.append((rule, RuleBlock(
+            index=i, kind=kind, label=rule.label or f"{kind} on {metric}", words=text,
+            results=[_arm_rule_row(a, results[a]) for a in arm_names if a in results],
+            figure=None, note=None)))
+    page_name = f"{folder}/{stem}"
+    inputs = [content, plotted, [vars(r) for r in references],
+              [[rule.fields, rule.arm_where, rule.label] for rule, _ in plots]]
+    saved = cache.saved_blocks(page_name, inputs)
+    if saved is not None:
+        for (_, block), drawn_fields in zip(plots, saved, strict=True):
+            for name in DRAWN:
+                setattr(block, name, drawn_fields[name])
+            block.rankings = [figures.Ranking(**r) for r in drawn_fields["rankings"]]
+        return [block for _, block in plots], note
+    drawn: dict[str, RuleBlock] = {}
+    means: dict[str, pd.DataFrame] = {}  # shared by the page's rules
+    for rule, block in plots:
+        i = block.index
+        figure = getattr(rule_entry(rule.kind), "figure", None)
         name = f"{stem}.rule{i}.svg"
         request = figures.FigureRequest(page.table, rule, plotted, references,
                                          cache.staging / folder / name, index=i, means=means)
@@ -517,7 +569,11 @@ def _rule_blocks(record: dict[str, Any], view: SpecView, page: PageTable,
         else:
             block.figure = None if block.note else name
             block.rankings = request.rankings
-        blocks.append(block)
+    blocks = [block for _, block in plots]
+    cache.keep_blocks(page_name,
+                      [{**{name: getattr(b, name) for name in DRAWN},
+                        "rankings": [vars(r) for r in b.rankings]} for b in blocks],
+                      [f"{folder}/{b.figure}" for b in blocks if b.figure and b.same_as is None])
     return blocks, note
 
 

@@ -37,11 +37,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from theorybench.numbers import fmt as fmt  # noqa: F401  (the rules' summaries use it)
 from theorybench.numbers import jsonable as jsonable  # noqa: F401  (the rules' details)
 from theorybench.verdict.base import RuleError, RuleSpec
+
+# scipy.stats is imported by the functions that use it: importing it takes about a second, and
+# a run whose judgments are all read back (theorybench.judging) needs none of it.
 
 MIN_SEEDS = 3
 """A rule whose interval is over seeds needs at least this many seeds."""
@@ -74,10 +76,12 @@ def kendall_tau(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def numeric_column(rows: pd.DataFrame, column: str) -> pd.Series:
-    """``rows[column]`` as floats; RuleError when it holds non-numbers."""
+    """``rows[column]`` as floats; RuleError when a row holds no number (missing or not one)."""
     values = pd.to_numeric(rows[column], errors="coerce")
     if values.isna().any():
-        raise RuleError(f"column {column!r} must be numeric, got {rows[column].dtype}")
+        raise RuleError(f"column {column!r} must hold a number in every row it reads: "
+                        f"{int(values.isna().sum())} of {len(values)} rows do not "
+                        f"(dtype {rows[column].dtype})")
     return values.astype(float)
 
 
@@ -134,6 +138,7 @@ def cp_bounds(
     """Clopper–Pearson ``[Beta⁻¹(α/2; k_min, n − k_min + 1), Beta⁻¹(1 − α/2; k_max + 1, n −
     k_max)]`` with ``α = 1 − confidence``, vectorised (0 when ``k_min = 0``, 1 when
     ``k_max = n``)."""
+    from scipy import stats as sps
     a = (1.0 - confidence) / 2.0
     k_min, k_max, n = (np.asarray(v, dtype=float) for v in (k_min, k_max, n))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -155,6 +160,7 @@ def proportion_test(
     (evidence that ``p > p0``), ``p_below`` = ``P(Bin(n, p0) ≤ k_max)`` (evidence that
     ``p < p0``). ``low > p0 ⇔ p_above < α/2`` and ``high < p0 ⇔ p_below < α/2``.
     """
+    from scipy import stats as sps
     k_min, k_max, n = (np.asarray(v, dtype=float) for v in (k_min, k_max, n))
     low, high = cp_bounds(k_min, k_max, n, confidence)
     return {
@@ -195,6 +201,7 @@ def mean_test(
     entries get the sign test instead (``sign`` is True there, and ``effect``, ``low``, ``high``
     are the fraction of units above the threshold and its Clopper–Pearson interval).
     """
+    from scipy import stats as sps
     v = np.asarray(values, dtype=float)
     n = v.shape[-1]
     if n < 2:
