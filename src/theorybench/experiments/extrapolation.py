@@ -175,20 +175,32 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: f
     ``torch._dynamo`` (seconds per process) and whose per-step bookkeeping outweighs these
     small networks' arithmetic."""
     params = list(model.parameters())
-    first = [torch.zeros_like(q) for q in params]
-    second = [torch.zeros_like(q) for q in params]
-    beta1, beta2 = ADAM_BETAS
+    state = adam_state(params)
     for t in range(steps):
         loss = ((model(x) - y) ** 2).mean(dim=1).sum()
         grads = torch.autograd.grad(loss, params)
-        step_lr = lr * 0.5 * (1 + math.cos(math.pi * t / steps))
-        correction1, correction2 = 1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1)
-        with torch.no_grad():
-            for q, g, m, v in zip(params, grads, first, second, strict=True):
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = (v.sqrt() / math.sqrt(correction2)).add_(ADAM_EPS)
-                q.addcdiv_(m, denom, value=-step_lr / correction1)
+        adam_update(params, grads, state, t, lr * 0.5 * (1 + math.cos(math.pi * t / steps)))
+
+
+def adam_state(params: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Adam's first and second moments of ``params``, zero."""
+    return [torch.zeros_like(q) for q in params], [torch.zeros_like(q) for q in params]
+
+
+def adam_update(
+    params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+    state: tuple[list[torch.Tensor], list[torch.Tensor]], t: int, lr: float,
+) -> None:
+    """Step ``t`` (from 0) of Adam with step ``lr``, in place: ``torch.optim.Adam``'s update
+    written out (see :func:`_train`)."""
+    beta1, beta2 = ADAM_BETAS
+    correction1, correction2 = 1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1)
+    with torch.no_grad():
+        for q, g, m, v in zip(params, grads, *state, strict=True):
+            m.lerp_(g, 1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            denom = (v.sqrt() / math.sqrt(correction2)).add_(ADAM_EPS)
+            q.addcdiv_(m, denom, value=-lr / correction1)
 
 
 def _data(

@@ -14,6 +14,11 @@ pad 1) – ReLU – conv(16→32, 4, stride 2, pad 1) – ReLU – fc(·→100) 
 (S, B, C, H, W) to logits (S, B, K); the S networks run as one grouped convolution with S groups.
 PyTorch's default initialization U(−1/√fan_in, 1/√fan_in) for weights and biases, seed s drawing
 all its tensors from ``generators[s]`` in order.
+
+:class:`SeedConvNet`: the visual-addition task's convolutional network, ``depth`` convolutions
+(``kernel × kernel``, same padding, ``width`` channels, biases, ReLU) composed,
+hₗ = σ(Wₗ ⋆ hₗ₋₁ + bₗ), then :func:`pooled_readout` (2×2 average pooling, flatten, linear map
+to one output), the head it shares with :class:`~theorybench.models.polynomial.ConvCCP`.
 """
 
 from __future__ import annotations
@@ -56,6 +61,53 @@ def cnn_forward(weights: list[torch.Tensor], images: torch.Tensor) -> torch.Tens
         h = torch.relu(F.conv2d(h, w.reshape(-1, *w.shape[2:]), padding=1, groups=s))
     pooled = h.reshape(n, s, -1, hh * ww).mean(-1)  # (N, S, m)
     return torch.einsum("nsm,sm->sn", pooled, weights[-1][:, 0])
+
+
+def seed_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Seed s's convolution (``weight[s]``: (out, in, k, k), odd k, same padding) of its own
+    images ``x[s]``: (S, n, in, H, W) → (S, n, out, H, W), as one grouped convolution (seed s
+    is group s)."""
+    s = x.shape[0]
+    out = F.conv2d(x.transpose(0, 1).flatten(1, 2), weight.flatten(0, 1), bias.flatten(),
+                   padding=weight.shape[-1] // 2, groups=s)
+    return out.unflatten(1, (s, -1)).transpose(0, 1)
+
+
+def pooled_readout(x: torch.Tensor, c: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """2×2 average pooling of feature maps (S, n, m, H, W), flattened, then the linear read-out
+    ``c`` (S, m·⌊H/2⌋·⌊W/2⌋, 1) plus ``beta`` (S, 1, 1): outputs (S, n)."""
+    pooled = F.avg_pool2d(x.flatten(0, 1), 2).unflatten(0, x.shape[:2]).flatten(2)
+    return torch.baddbmm(beta, pooled, c).squeeze(-1)
+
+
+class SeedConvNet(nn.Module):
+    """``depth`` composed ReLU convolutions and the pooled linear read-out (module docstring),
+    for images (S, n, C, H, W); PyTorch's default initialization, seed s from ``generators[s]``."""
+
+    def __init__(self, generators: Sequence[torch.Generator], input_shape: tuple[int, int, int],
+                 width: int, depth: int, kernel: int = 3) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        channels = [c] + [width] * depth
+        per_seed = []
+        for g in generators:
+            layers = []
+            for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+                fan_in = cin * kernel * kernel
+                layers += [uniform((cout, cin, kernel, kernel), fan_in, g),
+                           uniform((cout,), fan_in, g)]
+            features = width * (h // 2) * (w // 2)
+            layers += [uniform((features, 1), features, g), uniform((1, 1), features, g)]
+            per_seed.append(layers)
+        self.params = nn.ParameterList(
+            nn.Parameter(torch.stack([p[i] for p in per_seed])) for i in range(len(per_seed[0])))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *convs, c, beta = self.params
+        h = x
+        for w, b in zip(convs[::2], convs[1::2], strict=True):
+            h = torch.relu(seed_conv(h, w, b))
+        return pooled_readout(h, c, beta)
 
 
 class SeedCNN(nn.Module):

@@ -19,6 +19,14 @@ each factor is piecewise affine, so ``f`` is piecewise polynomial and only asymp
 along a ray, once no ReLU switches) a polynomial of degree at most ``N``. With ``σ = sin`` the
 factors keep oscillating and ``f`` is no polynomial at all (the extrapolation family's control).
 
+``combine = "add"`` replaces the Hadamard product by a sum, ``xₙ = σ(Uₙᵀz + bₙ) + xₙ₋₁``, so
+``x_N = Σₙ σ(Uₙᵀz + bₙ)``: the same parameters without the multiplicative interaction (the
+visual-addition task's control).
+
+:class:`ConvCCP` is the same recursion with ``Uₙᵀz`` a convolution of the input image (Π-nets'
+convolutional CCP: every factor sees the input, ``xₙ = σ(Uₙ ⋆ z + bₙ) ∗ xₙ₋₁ + xₙ₋₁``), read out
+by :func:`theorybench.models.cnn.pooled_readout`.
+
 Every parameter carries a leading seed dimension ``S``: ``S`` independent networks evaluated by
 batched matrix products, one per seed, each initialized from its own generator like
 ``torch.nn.Linear`` (uniform on ``±1/√fan_in`` for weights and biases).
@@ -27,13 +35,28 @@ batched matrix products, one per seed, each initialized from its own generator l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
+from theorybench.models.cnn import pooled_readout, seed_conv
 from theorybench.models.mlp import ACTIVATIONS, Activation, uniform_init
 
-__all__ = ["CCP", "Activation"]
+__all__ = ["CCP", "Activation", "Combine", "ConvCCP"]
+
+Combine = Literal["hadamard", "add"]
+
+
+def _combine(proj: torch.Tensor, combine: Combine, dim: int) -> torch.Tensor:
+    """``x_N`` from the factors ``σ(Uₙᵀz + bₙ)`` stacked along ``dim``: the unrolled recursion
+    ``x₁ ∗ Πₙ₌₂ᴺ (1 + factorₙ)`` (Hadamard) or ``Σₙ factorₙ`` (add)."""
+    if combine == "add":
+        return proj.sum(dim=dim)
+    x = proj.select(dim, 0)
+    if proj.shape[dim] > 1:
+        x = x * torch.prod(1 + proj.narrow(dim, 1, proj.shape[dim] - 1), dim=dim)
+    return x
 
 
 class CCP(nn.Module):
@@ -53,11 +76,13 @@ class CCP(nn.Module):
         width: int,
         degree: int,
         activation: Activation = "identity",
+        combine: Combine = "hadamard",
     ) -> None:
         super().__init__()
         if degree < 1:
             raise ValueError(f"degree must be at least 1, got {degree}")
         self.degree, self.width, self.activation = degree, width, activation
+        self.combine = combine
         self.U = uniform_init(generators, (in_dim, degree * width), in_dim)
         self.b = uniform_init(generators, (1, degree * width), in_dim)
         self.C = uniform_init(generators, (width, 1), width)
@@ -66,7 +91,39 @@ class CCP(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = ACTIVATIONS[self.activation]
         proj = sigma(torch.baddbmm(self.b, z, self.U)).unflatten(-1, (self.degree, self.width))
-        x = proj[..., 0, :]
-        if self.degree > 1:
-            x = x * torch.prod(1 + proj[..., 1:, :], dim=-2)
+        x = _combine(proj, self.combine, dim=-2)
         return torch.baddbmm(self.beta, x, self.C).squeeze(-1)
+
+
+class ConvCCP(nn.Module):
+    """``S`` seed-independent convolutional CCP nets of degree ``degree``: ``width`` channels per
+    factor, ``kernel × kernel`` convolutions (stride 1, same padding) of the input, then
+    :func:`~theorybench.models.cnn.pooled_readout`. Maps images (S, n, C, H, W) to (S, n)."""
+
+    def __init__(
+        self,
+        generators: Sequence[torch.Generator],
+        input_shape: tuple[int, int, int],
+        width: int,
+        degree: int,
+        kernel: int = 3,
+        activation: Activation = "relu",
+        combine: Combine = "hadamard",
+    ) -> None:
+        super().__init__()
+        if degree < 1:
+            raise ValueError(f"degree must be at least 1, got {degree}")
+        c, h, w = input_shape
+        fan_in = c * kernel * kernel
+        self.degree, self.width, self.activation, self.combine = degree, width, activation, combine
+        self.U = uniform_init(generators, (degree * width, c, kernel, kernel), fan_in)
+        self.b = uniform_init(generators, (degree * width,), fan_in)
+        features = width * (h // 2) * (w // 2)
+        self.C = uniform_init(generators, (features, 1), features)
+        self.beta = uniform_init(generators, (1, 1), features)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        sigma = ACTIVATIONS[self.activation]
+        proj = sigma(seed_conv(z, self.U, self.b))  # (S, n, N·k, H, W)
+        x = _combine(proj.unflatten(2, (self.degree, self.width)), self.combine, dim=2)
+        return pooled_readout(x, self.C, self.beta)
