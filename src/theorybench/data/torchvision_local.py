@@ -65,3 +65,21 @@ def load_local(
     x = torch.from_numpy(images).to(torch.float32).div_(255.0)
     x = x.unsqueeze(1) if name == "mnist" else x.permute(0, 3, 1, 2).contiguous()
     return x, torch.from_numpy(labels.copy())
+
+
+def image_pool(dataset: str, data_root: str | None
+               ) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """The images (N, C, H, W) and labels an experiment draws from: scikit-learn's ``digits``
+    as 1×8×8 images (no fixed split: ``None``), or the local torchvision data set ``dataset``
+    under ``data_root``, its training images then its test images (the training set's size)."""
+    if dataset == "digits":
+        from theorybench.data.digits import load_digits_tensors
+
+        x, y = load_digits_tensors()
+        return x.view(-1, 1, 8, 8), y, None
+    if not data_root:
+        raise ValueError(f"dataset {dataset} is read from a local torchvision folder: set the "
+                         "data_root parameter (theorybench never downloads data)")
+    x_tr, y_tr = load_local(dataset, data_root, train=True)  # type: ignore[arg-type]
+    x_te, y_te = load_local(dataset, data_root, train=False)  # type: ignore[arg-type]
+    return torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te]), len(y_tr)

@@ -71,7 +71,7 @@ from torch import nn
 
 from theorybench import attacks
 from theorybench.attacks import ThreatModel
-from theorybench.data.digits import load_digits_tensors
+from theorybench.data.torchvision_local import image_pool
 from theorybench.methods.adversarial import FAMILY as AT_METHODS
 from theorybench.models.cnn import SeedCNN
 from theorybench.models.mlp import SeedMLP
@@ -149,21 +149,10 @@ class _Data:
 
     def __init__(self, p: AdversarialTrainingParams, seeds: Sequence[int],
                  device: torch.device) -> None:
-        if p.dataset == "digits":
-            x, y = load_digits_tensors()
-            self.x, self.y = x.view(-1, 1, 8, 8), y
-            pool, test_pool = torch.arange(len(y)), None
-        else:
-            from theorybench.data.torchvision_local import load_local
-
-            if not p.data_root:
-                raise ValueError("dataset cifar10 is read from a local torchvision folder: set "
-                                 "the data_root parameter (theorybench never downloads data)")
-            x_tr, y_tr = load_local("cifar10", p.data_root, train=True)
-            x_te, y_te = load_local("cifar10", p.data_root, train=False)
-            self.x, self.y = torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te])
-            pool = torch.arange(len(y_tr))
-            test_pool = torch.arange(len(y_tr), len(self.y))
+        self.x, self.y, n_fixed = image_pool(p.dataset, p.data_root)
+        # digits: one pool split per seed; a torchvision set: its own training and test sets
+        pool = torch.arange(len(self.y) if n_fixed is None else n_fixed)
+        test_pool = None if n_fixed is None else torch.arange(n_fixed, len(self.y))
         self.num_classes = int(self.y.max()) + 1
         self.input_shape = tuple(self.x.shape[1:])
         train, val, test, labels = [], [], [], []

@@ -52,7 +52,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from theorybench.data.digits import load_digits_tensors
+from theorybench.data.torchvision_local import image_pool
 from theorybench.experiments.extrapolation import adam_state, adam_update
 from theorybench.models.cnn import SeedConvNet
 from theorybench.models.mlp import Activation, SeedMLP
@@ -146,20 +146,8 @@ class _Data:
     training set and of each evaluation part."""
 
     def __init__(self, p: VisualAdditionParams, seeds: Sequence[int]) -> None:
-        if p.dataset == "digits":
-            x, y = load_digits_tensors()
-            self.x, self.y = x.view(-1, 1, 8, 8), y
-            n_pool = round(p.train_fraction * len(y))
-        else:
-            from theorybench.data.torchvision_local import load_local
-
-            if not p.data_root:
-                raise ValueError("dataset mnist is read from a local torchvision folder: set the "
-                                 "data_root parameter (theorybench never downloads data)")
-            x_tr, y_tr = load_local("mnist", p.data_root, train=True)
-            x_te, y_te = load_local("mnist", p.data_root, train=False)
-            self.x, self.y = torch.cat([x_tr, x_te]), torch.cat([y_tr, y_te])
-            n_pool = len(y_tr)
+        self.x, self.y, n_train = image_pool(p.dataset, p.data_root)
+        n_pool = round(p.train_fraction * len(self.y)) if n_train is None else n_train
         parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {
             name: [] for name in ("fit", *PARTS)}
         for seed in seeds:
