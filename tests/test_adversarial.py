@@ -16,7 +16,7 @@ from theorybench.experiments.adversarial import (
     _augment,
     _BestCheckpoint,
     _Data,
-    _OneSeed,
+    _one_seed,
     learning_rate,
     summarize,
 )
@@ -172,12 +172,21 @@ def test_best_checkpoint_is_the_best_validation_epoch() -> None:
     assert "aa_best" not in table.columns  # AutoAttack columns only when asked for
 
 
-def test_one_seed_view_is_that_seeds_network() -> None:
-    """AutoAttack sees seed i of the seed-batched model as an ordinary (B, *input) classifier."""
-    both = SeedMLP(streams([3, 4], "test"), [64, 8, 10])
-    solo = SeedMLP(streams([4], "test"), [64, 8, 10])
-    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(13))
-    assert torch.allclose(_OneSeed(both, 1, 2)(x), solo(x[None])[0], atol=1e-6)
+@pytest.mark.parametrize("build", [
+    lambda seeds: SeedMLP(streams(seeds, "test"), [64, 8, 10]),
+    lambda seeds: SeedCNN(streams(seeds, "test"), (1, 8, 8), 10),
+], ids=["mlp", "cnn"])
+def test_one_seed_view_is_that_seeds_network(build) -> None:
+    """AutoAttack sees seed i of the seed-batched model as an ordinary (B, *input) classifier
+    that computes that seed's network alone, and the input gradient flows through it."""
+    both, solo = build([3, 4]), build([4])
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(13), requires_grad=True)
+    one = _one_seed(both, 1)
+    out = one(x)
+    assert torch.allclose(out, solo(x[None])[0], atol=1e-6)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in both.parameters())
 
 
 def test_best_checkpoint_copies_only_improved_seeds() -> None:

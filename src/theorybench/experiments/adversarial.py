@@ -68,6 +68,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
+from torch.func import functional_call
 
 from theorybench import attacks
 from theorybench.attacks import ThreatModel
@@ -285,7 +286,7 @@ def _autoattack(
     out = np.zeros(len(seeds))
     model.eval()
     for i, seed in enumerate(seeds):
-        net = _OneSeed(model, i, len(seeds))
+        net = _one_seed(model, i)
         attack = torchattacks.AutoAttack(net, norm="Linf", eps=p.eps, version="standard",
                                          n_classes=data.num_classes,
                                          seed=stream_seed(seed, "adversarial/autoattack"))
@@ -301,15 +302,25 @@ def _autoattack(
     return out
 
 
-class _OneSeed(nn.Module):
-    """Seed ``i`` of a seed-batched classifier as an ordinary one, (B, *input) → (B, K)."""
+def _one_seed(model: nn.Module, i: int) -> nn.Module:
+    """Seed ``i`` of a seed-batched classifier as an ordinary one, (B, *input) → (B, K), that
+    computes that seed's network only (an attack calls it thousands of times)."""
+    if isinstance(model, SeedEnsemble):
+        return model.nets[i]
+    return _OneSeed(model, i)
 
-    def __init__(self, model: nn.Module, i: int, seeds: int) -> None:
+
+class _OneSeed(nn.Module):
+    """A seed-batched network (every parameter has the seed as its leading dimension) run with
+    seed ``i``'s parameters alone, detached: an attack needs gradients for its inputs only."""
+
+    def __init__(self, model: nn.Module, i: int) -> None:
         super().__init__()
-        self.model, self.i, self.seeds = model, i, seeds
+        self.model = model
+        self.params = {name: p.detach()[i : i + 1] for name, p in model.named_parameters()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.unsqueeze(0).expand(self.seeds, *x.shape))[self.i]
+        return functional_call(self.model, self.params, (x.unsqueeze(0),))[0]
 
 
 def _train_method(

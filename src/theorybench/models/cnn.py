@@ -137,11 +137,11 @@ class SeedCNN(nn.Module):
         per_seed = [[uniform(shape, fan_in, g) for shape, fan_in in shapes] for g in generators]
         for i, name in enumerate(names):
             self.register_parameter(name, nn.Parameter(torch.stack([p[i] for p in per_seed])))
-        self.num_seeds = len(per_seed)
 
-    def _conv(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(h, w.flatten(0, 1), b.flatten(), stride=2, padding=1,
-                        groups=self.num_seeds)
+    @staticmethod
+    def _conv(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Seed s's filters ``w[s]`` on channel group s (one group per seed of ``w``)."""
+        return F.conv2d(h, w.flatten(0, 1), b.flatten(), stride=2, padding=1, groups=w.shape[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, n = x.shape[:2]
