@@ -34,7 +34,7 @@ batched matrix products, one per seed, each initialized from its own generator l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import torch
@@ -48,25 +48,29 @@ __all__ = ["CCP", "Activation", "Combine", "ConvCCP"]
 Combine = Literal["hadamard", "add"]
 
 
-def _combine(proj: torch.Tensor, combine: Combine, dim: int) -> torch.Tensor:
-    """``x_N`` from the factors ``σ(Uₙᵀz + bₙ)`` stacked along ``dim``: the unrolled recursion
-    ``x₁ ∗ Πₙ₌₂ᴺ (1 + factorₙ)`` (Hadamard) or ``Σₙ factorₙ`` (add)."""
+def _combine(factors: Iterable[torch.Tensor], combine: Combine) -> torch.Tensor:
+    """``x_N`` from the factors ``σ(Uₙᵀz + bₙ)``, n = 1, …, N: the unrolled recursion
+    ``x₁ ∗ Πₙ₌₂ᴺ (1 + factorₙ)`` (Hadamard; the product accumulated from n = 2 upwards) or
+    ``Σₙ factorₙ`` (add). Factor by factor rather than as one reduction over a stacked tensor,
+    whose backward writes a zero-filled full-size gradient per factor (4× slower training)."""
+    first, *rest = factors
     if combine == "add":
-        return proj.sum(dim=dim)
-    x = proj.select(dim, 0)
-    if proj.shape[dim] > 1:
-        x = x * torch.prod(1 + proj.narrow(dim, 1, proj.shape[dim] - 1), dim=dim)
-    return x
+        return sum(rest, first)
+    if not rest:
+        return first
+    product = 1 + rest[0]
+    for factor in rest[1:]:
+        product = product * (1 + factor)
+    return first * product
 
 
 class CCP(nn.Module):
     """``S`` seed-independent CCP polynomial nets of degree ``degree`` (recursion above).
 
     ``U`` stacks ``U₁, …, U_N`` as column blocks of width ``k`` (shape ``(S, d, N·k)``) and ``b``
-    the biases likewise, so one batched product computes every ``Uₙᵀz + bₙ``. Since
-    ``xₙ = (1 + σ(Uₙᵀz + bₙ)) ∗ xₙ₋₁``, the recursion unrolls to
-    ``x_N = σ(U₁ᵀz + b₁) ∗ Πₙ₌₂ᴺ (1 + σ(Uₙᵀz + bₙ))``. ``forward`` maps inputs of shape
-    ``(S, n, d)`` to outputs of shape ``(S, n)``.
+    the biases likewise. Since ``xₙ = (1 + σ(Uₙᵀz + bₙ)) ∗ xₙ₋₁``, the recursion unrolls to
+    ``x_N = σ(U₁ᵀz + b₁) ∗ Πₙ₌₂ᴺ (1 + σ(Uₙᵀz + bₙ))``, computed one column block at a time.
+    ``forward`` maps inputs of shape ``(S, n, d)`` to outputs of shape ``(S, n)``.
     """
 
     def __init__(
@@ -90,8 +94,8 @@ class CCP(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = ACTIVATIONS[self.activation]
-        proj = sigma(torch.baddbmm(self.b, z, self.U)).unflatten(-1, (self.degree, self.width))
-        x = _combine(proj, self.combine, dim=-2)
+        blocks = zip(self.b.split(self.width, -1), self.U.split(self.width, -1), strict=True)
+        x = _combine((sigma(torch.baddbmm(b, z, u)) for b, u in blocks), self.combine)
         return torch.baddbmm(self.beta, x, self.C).squeeze(-1)
 
 
@@ -125,5 +129,5 @@ class ConvCCP(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         sigma = ACTIVATIONS[self.activation]
         proj = sigma(seed_conv(z, self.U, self.b))  # (S, n, N·k, H, W)
-        x = _combine(proj.unflatten(2, (self.degree, self.width)), self.combine, dim=2)
+        x = _combine(proj.unflatten(2, (self.degree, self.width)).unbind(2), self.combine)
         return pooled_readout(x, self.C, self.beta)
